@@ -1,0 +1,70 @@
+"""`defusion-rt` command line: thin parsing; each subcommand calls one function of the package."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _cmd_train(args) -> None:
+    from .config import load_settings
+    from .train import train
+    settings = load_settings(args.config)
+    out = Path(args.out) if args.out else Path("runs") / "train"
+    train(args.data, settings, out, resume=args.resume, iterations=args.iterations)
+
+
+def _cmd_fuse(args) -> None:
+    from .engines import create_engine
+    from .fuse import PairFuser, fuse_paths
+    from .model import create_model
+    model = create_model(args.model, weights=args.weights, pretrained=args.weights is None)
+    engine = create_engine("eager", args.device, args.precision, model=model)
+    fuser = PairFuser(engine, args.task, colour=args.colour)
+    written = fuse_paths(fuser, args.a, args.b, args.output, resize=args.resize,
+                         model=model if args.decomposition else None)
+    print(f"wrote {len(written)} fused image(s) to {args.output}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="defusion-rt", description="Real-time two-stream image and video fusion "
+                                "with DeFusion (ECCV 2022).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="self-supervised CUD training on a folder of images")
+    t.add_argument("--data", required=True, help="folder of images (searched recursively)")
+    t.add_argument("--config", help="YAML settings (default: built-in, as configs/defusion.yaml)")
+    t.add_argument("--out", help="run folder for checkpoints, log and weights (default runs/train)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--iterations", type=int, help="override train.iterations (also extends a resumed run)")
+    t.set_defaults(func=_cmd_train)
+
+    f = sub.add_parser("fuse", help="fuse two images, or two folders of images paired by name")
+    f.add_argument("a", help="first image or folder (IR for ir-vis, e.g. the under-exposed or near-focus one)")
+    f.add_argument("b", help="second image or folder (visible for ir-vis)")
+    f.add_argument("-o", "--output", required=True, help="output image, or folder when A and B are folders")
+    f.add_argument("--task", default="ir-vis", help="ir-vis | multi-exposure | multi-focus (default ir-vis)")
+    f.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
+    f.add_argument("--model", default="defusion", help="model variant (default defusion)")
+    f.add_argument("--weights", help="weight file (default: the weights shipped in the package)")
+    f.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    f.add_argument("--precision", default="fp32", help="fp32 | fp16 (CUDA) | bf16")
+    f.add_argument("--resize", action="store_true", help="resize B to A when their sizes differ")
+    f.add_argument("--decomposition", action="store_true", help="also write the common and unique images")
+    f.set_defaults(func=_cmd_fuse)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as err:
+        print(f"defusion-rt {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"defusion-rt {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,134 @@
+"""Validated settings for the model, training and inference, loaded from YAML (configs/defusion.yaml).
+
+Every key has a default here; a YAML file overrides some of them. An unknown key or a value of the wrong type is
+a UserError that names the key and, for a typo, the closest valid key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class ModelSettings:
+    name: str = "defusion"  # registered variant: defusion | defusion_lite
+    width: float = 1.0      # width multiplier; overrides the variant's when not 1.0
+
+
+@dataclass
+class CUDSettings:
+    """Common-and-unique-decomposition pretext task (spec section 2)."""
+    coarse_grid: int = 13            # coarse Bernoulli grid, cells per side
+    fine_grids: list = field(default_factory=lambda: [26, 27])  # one is chosen per sample
+    p_min: float = 0.1               # keep-probability p = p_min + U(0,1) / p_div
+    p_div: float = 1.12
+    swap_prob: float = 0.5           # chance to swap the two masks
+
+
+@dataclass
+class LossSettings:
+    """Milestones in iterations at the paper's scale; train.schedule_scale multiplies all of them."""
+    alpha_start: int = 3000          # before: region terms ignore errors outside their region
+    alpha_full: int = 7000           # alpha = alpha_max * (min(t, alpha_full) / alpha_full)^2
+    alpha_max: float = 0.15
+    alpha_decay_after: int = 40000   # after: alpha *= alpha_decay
+    alpha_decay: float = 0.1
+    recon_start: int = 17000         # reconstruction term off before this
+    recon_offset: int = 10000        # beta = (min(t - recon_offset, recon_ramp) / recon_ramp)^2
+    recon_ramp: int = 14000
+
+
+@dataclass
+class TrainSettings:
+    crop: int = 256                  # random-resized-crop size (multiple of 8)
+    batch: int = 4
+    lr: float = 1.0e-3               # Adam; the loss is summed over the batch as in the official code
+    iterations: int = 637500         # 51 epochs x 12,500 iterations in the paper
+    lr_milestones: list = field(default_factory=lambda: [0.196, 0.392, 0.588, 0.784])  # fractions of iterations
+    lr_gamma: float = 0.5
+    schedule_scale: float = 1.0      # scales the loss milestones so a short run keeps the paper's shape
+    jitter: list = field(default_factory=lambda: [0.1, 1.0])       # brightness/contrast/saturation factor range
+    crop_scale: list = field(default_factory=lambda: [0.08, 1.0])  # area fraction range of the random crop
+    amp: str = "auto"                # auto | bf16 | fp16 | off
+    channels_last: bool = True
+    workers: int = 2                 # data-loader processes
+    log_every: int = 10              # iterations between CSV log rows
+    checkpoint_every: int = 500      # iterations between checkpoints
+    seed: int = 1
+
+
+@dataclass
+class InferenceSettings:
+    pad: int = 16                    # reflect padding on every side before the forward pass
+    multiple: int = 8                # padded size is rounded up to this (static engines need it)
+    device: str = "auto"             # auto | cpu | cuda
+    precision: str = "fp32"          # fp32 | fp16 | bf16
+
+
+@dataclass
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    cud: CUDSettings = field(default_factory=CUDSettings)
+    loss: LossSettings = field(default_factory=LossSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_value(key: str, value: Any, typ: Any) -> Any:
+    base = get_origin(typ) or typ
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is bool and not isinstance(value, bool) or base is not bool and isinstance(value, bool):
+        raise UserError(f"config key '{key}' must be {base.__name__}, got {value!r}")
+    if not isinstance(value, base):
+        raise UserError(f"config key '{key}' must be {base.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def build(cls: type, data: dict | None, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a dict, validating every key and value type."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise UserError(f"config section '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+            raise UserError(f"unknown config key '{prefix}{key}'{hint}")
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            kwargs[key] = build(typ, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _check_value(prefix + key, value, typ)
+    return cls(**kwargs)
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Defaults, overridden by the YAML file at `path` when given."""
+    return build(Settings, load_yaml(path) if path else {})

@@ -1,0 +1,34 @@
+"""Eager PyTorch: fp32, fp16 (CUDA) or bf16, channels-last."""
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+from ..model import DeFusion, FusedOnly
+from .base import Engine
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def check_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision not in DTYPES:
+        raise UserError(f"unknown precision '{precision}'; choose one of: {', '.join(DTYPES)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise UserError("fp16 runs on CUDA only; use --precision bf16 on the CPU")
+    return DTYPES[precision]
+
+
+class EagerEngine(Engine):
+    name = "eager"
+
+    def __init__(self, model: DeFusion, device: torch.device, precision: str = "fp32", channels_last: bool = True):
+        super().__init__(device, precision)
+        self.dtype = check_precision(precision, device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.module = FusedOnly(model).eval().to(device=device, dtype=self.dtype, memory_format=self.memory_format)
+
+    @torch.inference_mode()
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a = a.to(self.dtype).contiguous(memory_format=self.memory_format)
+        b = b.to(self.dtype).contiguous(memory_format=self.memory_format)
+        return self.module(a, b).float()

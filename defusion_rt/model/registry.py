@@ -1,0 +1,84 @@
+"""One door to the network: `create_model(name, weights=...)` for the CLI, training, engines and benchmarks.
+
+Variants are data (timm-style): a name maps to a width and the preprocessing facts that travel with the weights.
+Weight files are plain dicts of tensors loaded with `weights_only=True`, so loading never unpickles code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .defusion import DeFusion, DeFusionConfig
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+VARIANTS: dict[str, dict] = {
+    # width 1.0 is the paper's network; pad/multiple are the inference conventions of spec section 4.
+    "defusion": dict(width=1.0, pad=16, multiple=8, weights="defusion.pt"),
+    "defusion_lite": dict(width=0.5, pad=16, multiple=8, weights="defusion_lite.pt"),
+}
+
+TRAIN_HINT = "train weights with `defusion-rt train --data DIR` and pass --weights RUN_DIR/model.pt"
+
+
+def default_weights(name: str = "defusion") -> Path:
+    return WEIGHTS_DIR / VARIANTS[name]["weights"]
+
+
+def list_models() -> list[str]:
+    return sorted(VARIANTS)
+
+
+def _read_weights(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path}; {TRAIN_HINT}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt, truncated, or a pickle holding code
+        raise UserError(f"cannot read weights {path} ({type(err).__name__}); the file is corrupt or not a "
+                        f"defusion-rt weight file; {TRAIN_HINT}") from None
+    if not isinstance(blob, dict) or "state_dict" not in blob:
+        raise UserError(f"weights {path} hold no 'state_dict'; {TRAIN_HINT}")
+    return blob
+
+
+def create_model(name: str = "defusion", weights: str | Path | None = None, width: float | None = None,
+                 pretrained: bool = False) -> DeFusion:
+    """Build variant `name`; load `weights` (a path), or the shipped default weights when `pretrained`.
+
+    The width stored in a weight file wins over the variant's, so a file always builds the network it fits.
+    """
+    if name not in VARIANTS:
+        raise UserError(f"unknown model '{name}'; choose one of: {', '.join(list_models())}")
+    blob = None
+    if weights is None and pretrained:
+        weights = default_weights(name)
+        if not weights.is_file():
+            raise UserError(f"no default weights shipped at {weights}; {TRAIN_HINT}")
+    if weights is not None:
+        blob = _read_weights(Path(weights))
+        width = blob.get("arch", {}).get("width", width)
+    model = DeFusion(DeFusionConfig(width=width or VARIANTS[name]["width"]))
+    if blob is not None:
+        state = {k.removeprefix("module."): v.float() for k, v in blob["state_dict"].items()}
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError:  # same keys, other shapes: another width
+            missing, unexpected = ["(tensor shapes differ)"], []
+        if missing or unexpected:
+            raise UserError(f"weights {weights} do not fit model '{name}' ({len(missing)} missing, "
+                            f"{len(unexpected)} unexpected keys, e.g. {(missing or unexpected)[0]}); "
+                            "pass the matching --model or retrain")
+    return model.eval()
+
+
+def export_weights(model: DeFusion, path: str | Path, meta: dict | None = None) -> Path:
+    """Save an fp16 state dict (half the size; the network runs in fp32 after loading) with its architecture."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
+    torch.save({"format": "defusion-rt-weights/1", "arch": {"width": model.cfg.width}, "state_dict": state,
+                "meta": meta or {}}, path)
+    return path

@@ -1,0 +1,101 @@
+"""Training images for CUD: any folder of JPEG/PNG/BMP images, grey or colour, searched recursively.
+
+Every sample is a pure function of (seed, global sample number), so a resumed run sees exactly the data the
+uninterrupted run would have, whatever the number of loader workers.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..config import Settings
+from ..errors import UserError
+from ..imageio import list_images, try_read
+from .cud import make_views, targets
+
+
+def random_resized_crop(img: np.ndarray, size: int, scale: tuple, rng: np.random.Generator) -> np.ndarray:
+    """torchvision RandomResizedCrop semantics: area in `scale`, log-uniform aspect in [3/4, 4/3]."""
+    h, w = img.shape[:2]
+    for _ in range(10):
+        area = h * w * rng.uniform(*scale)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw, ch = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
+        if 0 < cw <= w and 0 < ch <= h:
+            y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+            break
+    else:  # centre crop of the whole image
+        ch = cw = min(h, w)
+        y, x = (h - ch) // 2, (w - cw) // 2
+    return cv2.resize(img[y:y + ch, x:x + cw], (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def color_jitter(img: np.ndarray, lo: float, hi: float, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast and saturation, each a factor from U(lo, hi), in random order (hue untouched)."""
+    def grey(x):
+        return x @ np.array([0.299, 0.587, 0.114], np.float32)
+
+    ops = [lambda x, f: x * f,
+           lambda x, f: f * x + (1 - f) * grey(x).mean(),
+           lambda x, f: f * x + (1 - f) * grey(x)[..., None]]
+    for i in rng.permutation(3):
+        img = np.clip(ops[i](img, rng.uniform(lo, hi)), 0, 1)
+    return img.astype(np.float32)
+
+
+class CUDDataset(Dataset):
+    """Index = global sample number. Returns clean image, two views, two masks and how many files failed."""
+
+    def __init__(self, root: str, settings: Settings):
+        self.files = list_images(root, recursive=True)
+        if not self.files:
+            raise UserError(f"no images (JPEG/PNG/BMP) found under {root}; point --data at a folder of images")
+        self.s = settings
+
+    def __len__(self) -> int:  # the sampler decides the length; this is one epoch
+        return len(self.files)
+
+    def _file(self, g: int) -> int:
+        epoch, pos = divmod(g, len(self.files))
+        return int(np.random.default_rng([self.s.train.seed, epoch]).permutation(len(self.files))[pos])
+
+    def __getitem__(self, g: int) -> dict:
+        tr = self.s.train
+        rng = np.random.default_rng([tr.seed, 7, g])
+        skipped = 0
+        img = try_read(self.files[self._file(g)])
+        while img is None:  # a corrupt file is skipped and counted, never fatal
+            skipped += 1
+            if skipped > 20:
+                raise UserError(f"more than 20 unreadable images in a row under {self.files[0].parent}")
+            img = try_read(self.files[int(rng.integers(len(self.files)))])
+        img = color_jitter(img, *tr.jitter, rng)
+        img = random_resized_crop(img, tr.crop, tuple(tr.crop_scale), rng)
+        x = torch.from_numpy(img).permute(2, 0, 1).contiguous()
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        views = make_views(x, self.s.cud, gen)
+        return dict(clean=x, view_a=views.view_a, view_b=views.view_b, mask_a=views.mask_a,
+                    mask_b=views.mask_b, skipped=skipped)
+
+
+class RangeSampler(Sampler):
+    """Global sample numbers for this rank from iteration `start` on: rank r takes its slice of each step."""
+
+    def __init__(self, start_iter: int, end_iter: int, batch: int, rank: int = 0, world: int = 1):
+        self.start, self.end, self.batch, self.rank, self.world = start_iter, end_iter, batch, rank, world
+
+    def __iter__(self):
+        for it in range(self.start, self.end):
+            base = (it * self.world + self.rank) * self.batch
+            yield from range(base, base + self.batch)
+
+    def __len__(self) -> int:
+        return (self.end - self.start) * self.batch
+
+
+def batch_targets(batch: dict):
+    return targets(batch["clean"], batch["mask_a"], batch["mask_b"])
