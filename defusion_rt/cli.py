@@ -13,7 +13,7 @@ def _cmd_train(args) -> None:
     from .train import train
     settings = load_settings(args.config)
     out = Path(args.out) if args.out else Path("runs") / "train"
-    train(args.data, settings, out, resume=args.resume, iterations=args.iterations)
+    train(args.data, settings, out, resume=args.resume, iterations=args.iterations, stop_after=args.stop_after)
 
 
 def _cmd_fuse(args) -> None:
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder for checkpoints, log and weights (default runs/train)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     t.add_argument("--iterations", type=int, help="override train.iterations (also extends a resumed run)")
+    t.add_argument("--stop-after", type=int, help="checkpoint and stop after this many steps (resume later)")
     t.set_defaults(func=_cmd_train)
 
     f = sub.add_parser("fuse", help="fuse two images, or two folders of images paired by name")

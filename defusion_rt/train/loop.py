@@ -89,7 +89,9 @@ def _plot_log(log_path: Path, png: Path) -> None:
     line_plot(series, png, "CUD training loss (batch-summed L1)", "iteration", "loss", log_y=True)
 
 
-def train(data: str, settings: Settings, out: Path, resume: bool = False, iterations: int | None = None) -> Path:
+def train(data: str, settings: Settings, out: Path, resume: bool = False, iterations: int | None = None,
+          stop_after: int | None = None) -> Path:
+    """Train; `stop_after` ends this invocation after that many steps with a checkpoint (resume later)."""
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     state = None
@@ -189,6 +191,8 @@ def train(data: str, settings: Settings, out: Path, resume: bool = False, iterat
                     progress.update(task, completed=it, info=(
                         f"loss {vals['total']:.4f} c {vals['common']:.3f} u {vals['unique_a']:.3f}/"
                         f"{vals['unique_b']:.3f} r {vals['recon']:.3f} | {rate:.1f} img/s | skipped {skipped}"))
+                if stop_after and it - start >= stop_after:
+                    stop.set = True
                 if it % tr.checkpoint_every == 0 or stop.set:
                     checkpoint(it)
                 if stop.set:

@@ -1,0 +1,106 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from defusion_rt.config import build, Settings
+from defusion_rt.errors import UserError
+from defusion_rt.train import train
+from conftest import ROOT
+
+TINY = {"model": {"width": 0.25}, "train": {"crop": 32, "batch": 2, "iterations": 4, "workers": 0, "amp": "off",
+                                           "checkpoint_every": 2, "log_every": 1, "schedule_scale": 0.001}}
+
+
+def tiny(**train_overrides) -> Settings:
+    data = yaml.safe_load(yaml.safe_dump(TINY))
+    data["train"].update(train_overrides)
+    return build(Settings, data)
+
+
+def test_train_writes_checkpoint_log_weights_and_plot(image_folder, tmp_path):
+    out = train(str(image_folder), tiny(), tmp_path / "run")
+    for name in ["checkpoint.pt", "model.pt", "log.csv", "loss.png", "config.yaml"]:
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    assert all(float(r["total"]) > 0 for r in rows)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["iteration"] == 4 and set(ckpt) >= {"state_dict", "optimizer", "scheduler", "settings"}
+
+
+def test_corrupt_images_are_skipped_and_counted(image_folder, tmp_path):
+    out = train(str(image_folder), tiny(iterations=12, batch=4), tmp_path / "run")
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert int(rows[-1]["skipped"]) >= 1  # broken.jpg is 1 of 7 files; 48 samples reach it
+
+
+def test_resume_continues_exactly(image_folder, tmp_path):
+    straight = train(str(image_folder), tiny(), tmp_path / "a")
+    half = train(str(image_folder), tiny(), tmp_path / "b", stop_after=1)  # off the checkpoint grid
+    assert torch.load(half / "checkpoint.pt", weights_only=True)["iteration"] == 1
+    train(str(image_folder), tiny(), half, resume=True)
+    sa = torch.load(straight / "checkpoint.pt", weights_only=True)["state_dict"]
+    sb = torch.load(half / "checkpoint.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images"):
+        train(str(tmp_path / "empty"), tiny(), tmp_path / "run")
+    with pytest.raises(UserError, match="folder not found"):
+        train(str(tmp_path / "nope"), tiny(), tmp_path / "run")
+    with pytest.raises(UserError, match="nothing to resume"):
+        train(str(tmp_path / "empty"), tiny(), tmp_path / "fresh", resume=True)
+
+
+def _cli(*args, cwd=None, **kw):
+    return subprocess.Popen([sys.executable, "-m", "defusion_rt", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(image_folder, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(yaml.safe_load(yaml.safe_dump(TINY)) | {"train": {**TINY["train"], "iterations": 100000,
+                                                                                 "checkpoint_every": 100000}}))
+    run = tmp_path / "run"
+    proc = _cli("train", "--data", str(image_folder), "--config", str(cfg), "--out", str(run))
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((run / "log.csv").exists() and len((run / "log.csv").read_text().splitlines()) > 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    stopped_at = torch.load(run / "checkpoint.pt", weights_only=True)["iteration"]
+    assert stopped_at >= 3
+    done = _cli("train", "--data", str(image_folder), "--out", str(run), "--resume", "--iterations", str(stopped_at + 2))
+    _, err = done.communicate(timeout=60)
+    assert done.returncode == 0, err
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == stopped_at + 2
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    p = _cli("train", "--data", str(tmp_path / "nothing"))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "folder not found" in err
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_keep_replicas_identical(image_folder, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           "29517", "-m", "defusion_rt", "train", "--data", str(image_folder), "--config", str(cfg),
+                           "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
+    assert ckpt["world_size"] == 2 and ckpt["replicas_in_sync"] is True and ckpt["iteration"] == 4
