@@ -28,6 +28,24 @@ def _cmd_fuse(args) -> None:
     print(f"wrote {len(written)} fused image(s) to {args.output}")
 
 
+def _cmd_evaluate(args) -> None:
+    from rich.console import Console
+    from .evaluate import print_table, run_evaluation, write_outputs
+    fused = {}
+    for item in args.fused or []:
+        name, _, folder = item.rpartition("=")
+        fused[name or Path(folder).name] = folder
+    methods = [m for m in args.methods.split(",") if m]
+    report = run_evaluation(args.task, args.a, args.b, methods, gt=args.gt, fused=fused, weights=args.weights,
+                            device=args.device, precision=args.precision, limit=args.limit,
+                            sheet=Path(args.sheet) if args.sheet else None)
+    print_table(report, Console(width=160), f"{args.task}: {args.a} + {args.b}")
+    write_outputs(report, dict(a=args.a, b=args.b, gt=args.gt), args.json, args.csv)
+    if report.skipped:
+        print(f"{len(report.skipped)} pair(s) skipped: " + "; ".join(f"{s['pair']} ({s['reason']})"
+                                                                      for s in report.skipped[:5]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="defusion-rt", description="Real-time two-stream image and video fusion "
                                 "with DeFusion (ECCV 2022).")
@@ -55,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--resize", action="store_true", help="resize B to A when their sizes differ")
     f.add_argument("--decomposition", action="store_true", help="also write the common and unique images")
     f.set_defaults(func=_cmd_fuse)
+    e = sub.add_parser("evaluate", help="score fusion methods on a test set with the standard metrics")
+    e.add_argument("--task", required=True, help="ir-vis | multi-exposure | multi-focus")
+    e.add_argument("--a", required=True, help="folder of first sources (IR, under-exposed, focus A)")
+    e.add_argument("--b", required=True, help="folder of second sources, same file names")
+    e.add_argument("--gt", help="folder of ground-truth images (adds PSNR and SSIM_ref)")
+    e.add_argument("--methods", default="defusion,average,max,laplacian",
+                   help="comma-separated: defusion, average, max, laplacian, mertens (empty: only --fused)")
+    e.add_argument("--fused", action="append", help="NAME=DIR of fused images from another tool (repeatable)")
+    e.add_argument("--weights", help="network weights (default: shipped)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--precision", default="fp32")
+    e.add_argument("--limit", type=int, help="only the first N pairs")
+    e.add_argument("--json", help="write per-pair and mean values as JSON")
+    e.add_argument("--csv", help="write per-pair and mean values as CSV")
+    e.add_argument("--sheet", help="write a contact sheet PNG of the first pairs")
+    e.set_defaults(func=_cmd_evaluate)
     return p
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 from .base import Engine, resolve_device
+from .classical import CLASSICAL
 from .eager import EagerEngine
 
 NETWORK_ENGINES = ["eager"]
@@ -12,12 +13,14 @@ def create_engine(name: str = "eager", device: str = "auto", precision: str = "f
                   weights: str | None = None, model_name: str = "defusion", **options) -> Engine:
     """Build engine `name`; network engines load `model`, or `weights`, or the shipped default weights."""
     dev = resolve_device(device)
+    if name in CLASSICAL:
+        return CLASSICAL[name](dev, precision)
     if name not in NETWORK_ENGINES:
-        raise UserError(f"unknown engine '{name}'; choose one of: {', '.join(NETWORK_ENGINES)}")
+        raise UserError(f"unknown engine '{name}'; choose one of: {', '.join(NETWORK_ENGINES + list(CLASSICAL))}")
     if model is None:
         from ..model import create_model
         model = create_model(model_name, weights=weights, pretrained=weights is None)
     return EagerEngine(model, dev, precision, **options)
 
 
-__all__ = ["Engine", "EagerEngine", "create_engine", "resolve_device", "NETWORK_ENGINES"]
+__all__ = ["CLASSICAL", "Engine", "EagerEngine", "create_engine", "resolve_device", "NETWORK_ENGINES"]

@@ -1,0 +1,104 @@
+"""Classical fusion baselines as engines: what every user compares against, and a cheap fallback on slow devices.
+
+All take and return Bx3xHxW float tensors in [0,1] on any device (Mertens runs through OpenCV on the CPU).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .base import Engine
+
+LUMA = (0.299, 0.587, 0.114)
+
+
+class ClassicalEngine(Engine):
+    needs_padding = False
+
+    def __init__(self, device: torch.device, precision: str = "fp32"):
+        super().__init__(device, "fp32")  # cheap enough in fp32 everywhere
+
+
+class AverageEngine(ClassicalEngine):
+    name = "average"
+
+    @torch.inference_mode()
+    def __call__(self, a, b):
+        return ((a.float() + b.float()) / 2).clamp(0, 1)
+
+
+class MaxEngine(ClassicalEngine):
+    """Per pixel, the source with the higher luminance (its colour kept); for grey inputs, the absolute max."""
+    name = "max"
+
+    @torch.inference_mode()
+    def __call__(self, a, b):
+        w = torch.tensor(LUMA, device=a.device).view(1, 3, 1, 1)
+        pick_a = (a * w).sum(1, keepdim=True) >= (b * w).sum(1, keepdim=True)
+        return torch.where(pick_a, a, b).float()
+
+
+def _blur_kernel(device) -> torch.Tensor:
+    k1 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=device) / 16
+    return (k1[:, None] * k1[None, :]).expand(3, 1, 5, 5).contiguous()
+
+
+def _down(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), k, stride=2, groups=3)
+
+
+def _up(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def laplacian_pyramid(x: torch.Tensor, levels: int, k: torch.Tensor) -> list[torch.Tensor]:
+    pyr = []
+    for _ in range(levels):
+        low = _down(x, k)
+        pyr.append(x - _up(low, x.shape[-2:]))
+        x = low
+    return pyr + [x]
+
+
+class LaplacianEngine(ClassicalEngine):
+    """Laplacian-pyramid fusion (Burt & Adelson 1983): max-abs detail coefficients, averaged base."""
+    name = "laplacian"
+
+    def __init__(self, device: torch.device, precision: str = "fp32", levels: int = 5):
+        super().__init__(device, precision)
+        self.levels, self.kernel = levels, _blur_kernel(device)
+
+    @torch.inference_mode()
+    def __call__(self, a, b):
+        levels = max(1, min(self.levels, int(np.log2(max(2, min(a.shape[-2:]) // 8)))))
+        pa = laplacian_pyramid(a.float(), levels, self.kernel)
+        pb = laplacian_pyramid(b.float(), levels, self.kernel)
+        fused = [torch.where(la.abs() >= lb.abs(), la, lb) for la, lb in zip(pa[:-1], pb[:-1])]
+        x = (pa[-1] + pb[-1]) / 2
+        for detail in reversed(fused):
+            x = _up(x, detail.shape[-2:]) + detail
+        return x.clamp(0, 1)
+
+
+class MertensEngine(ClassicalEngine):
+    """OpenCV's exposure fusion (Mertens, Kautz, Van Reeth 2007): contrast, saturation and exposedness weights."""
+    name = "mertens"
+
+    def __init__(self, device: torch.device, precision: str = "fp32"):
+        super().__init__(device, precision)
+        self.merge = cv2.createMergeMertens()
+
+    @torch.inference_mode()
+    def __call__(self, a, b):
+        out = []
+        for x, y in zip(a, b):
+            imgs = [np.ascontiguousarray((t.permute(1, 2, 0).cpu().numpy()[..., ::-1] * 255).round().astype(np.uint8))
+                    for t in (x, y)]
+            fused = self.merge.process(imgs)[..., ::-1]
+            out.append(torch.from_numpy(np.ascontiguousarray(fused)).permute(2, 0, 1))
+        return torch.stack(out).to(a.device).float().clamp(0, 1)
+
+
+CLASSICAL = {e.name: e for e in (AverageEngine, MaxEngine, LaplacianEngine, MertensEngine)}

@@ -1,0 +1,165 @@
+"""`defusion-rt evaluate`: fuse every pair of a test set with each method, score it, tabulate, save.
+
+Methods are the network ("defusion") and the classical engines; `--fused NAME=DIR` adds fused images made by any
+other tool. A pair that is unpaired, of mismatched size or unreadable is reported and skipped; the run goes on.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from .engines import CLASSICAL, create_engine
+from .errors import UserError
+from .fuse import PairFuser, pair_folders
+from .imageio import list_images, read_image, to_uint8, try_read
+from .metrics import SUMMED, metric_names, score
+from .tasks import check_task
+
+CONVENTIONS = ("grey BT.601 luma on 0-255; MI (nats), VIF and SSIM are sums over (A,F)+(B,F) - halve them for "
+               "the per-source mean; SSIM: 11x11 Gaussian window, sigma 1.5, L=255; EN in bits")
+
+
+@dataclass
+class Report:
+    task: str
+    methods: list[str]
+    metrics: list[str]
+    per_pair: dict = field(default_factory=dict)   # method -> pair -> metric -> value
+    skipped: list = field(default_factory=list)    # {"pair", "method", "reason"}
+
+    def means(self) -> dict:
+        out = {}
+        for m in self.methods:
+            rows = list(self.per_pair.get(m, {}).values())
+            out[m] = {k: float(np.mean([r[k] for r in rows if math.isfinite(r[k])])) if rows else float("nan")
+                      for k in self.metrics}
+        return out
+
+    def to_json(self, sources: dict) -> dict:
+        means = self.means()
+        per_source = {m: {k: v / 2 for k, v in vals.items() if k in SUMMED} for m, vals in means.items()}
+        return dict(task=self.task, sources=sources, conventions=CONVENTIONS, methods=self.methods,
+                    pairs=len(next(iter(self.per_pair.values()), {})), mean=means, mean_per_source=per_source,
+                    per_pair=self.per_pair, skipped=self.skipped, machine=platform.node() and platform.platform())
+
+
+def _methods(names: list[str], weights: str | None, device: str, precision: str, task: str) -> dict:
+    fusers = {}
+    for name in names:
+        if name == "defusion":
+            engine = create_engine("eager", device, precision, weights=weights)
+        elif name in CLASSICAL:
+            engine = create_engine(name, device)
+        else:
+            raise UserError(f"unknown method '{name}'; choose from defusion, {', '.join(CLASSICAL)}")
+        fusers[name] = PairFuser(engine, task)
+    return fusers
+
+
+def _thumb(img: np.ndarray, height: int, label: str) -> np.ndarray:
+    img = to_uint8(img if img.ndim == 3 else np.repeat(img[..., None], 3, 2))
+    w = max(1, int(img.shape[1] * height / img.shape[0]))
+    t = cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA)
+    cv2.rectangle(t, (0, 0), (min(w, 8 + 9 * len(label)), 20), (0, 0, 0), -1)
+    cv2.putText(t, label, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return t
+
+
+def contact_sheet(rows: list[list[tuple[str, np.ndarray]]], path: Path, height: int = 180) -> Path:
+    """One row per pair: sources then each method, labelled; rows padded to the widest."""
+    strips = [np.concatenate([_thumb(img, height, label) for label, img in row], axis=1) for row in rows]
+    width = max(s.shape[1] for s in strips)
+    sheet = np.concatenate([np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in strips])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def print_table(report: Report, console: Console, title: str) -> None:
+    means = report.means()
+    table = Table(title=f"{title}\n[dim]{CONVENTIONS}[/dim]")
+    table.add_column("method")
+    for k in report.metrics:
+        table.add_column(k + (" (sum)" if k in SUMMED else ""), justify="right")
+    best = {k: max((means[m][k] for m in report.methods if math.isfinite(means[m][k])), default=None)
+            for k in report.metrics}
+    for m in report.methods:
+        cells = [f"[bold green]{means[m][k]:.3f}[/]" if means[m][k] == best[k] else f"{means[m][k]:.3f}"
+                 for k in report.metrics]
+        table.add_row(m, *cells)
+    console.print(table)
+
+
+def run_evaluation(task: str, dir_a: str, dir_b: str, methods: list[str], gt: str | None = None,
+                   fused: dict[str, str] | None = None, weights: str | None = None, device: str = "auto",
+                   precision: str = "fp32", limit: int | None = None, sheet: Path | None = None,
+                   sheet_pairs: int = 4) -> Report:
+    check_task(task)
+    pairs, unpaired = pair_folders(Path(dir_a), Path(dir_b))
+    if not pairs:
+        raise UserError(f"no file names in common between {dir_a} and {dir_b}; pairs are matched by name")
+    pairs = pairs[:limit] if limit else pairs
+    gt_files = {p.stem: p for p in list_images(gt)} if gt else {}
+    fused_files = {name: {p.stem: p for p in list_images(d)} for name, d in (fused or {}).items()}
+    fusers = _methods(methods, weights, device, precision, task)
+    all_methods = list(fusers) + list(fused_files)
+    report = Report(task, all_methods, metric_names(task, bool(gt)))
+    report.skipped += [dict(pair=n, method="*", reason="no partner in the other folder") for n in unpaired]
+    sheet_rows = []
+    with Progress() as progress:
+        bar = progress.add_task(f"evaluating {task}", total=len(pairs))
+        for pa, pb in pairs:
+            name = pa.stem
+            a, b = try_read(pa), try_read(pb)
+            ref = try_read(gt_files[name]) if name in gt_files else None
+            problem = ("unreadable source image" if a is None or b is None else
+                       f"size mismatch {a.shape[1]}x{a.shape[0]} vs {b.shape[1]}x{b.shape[0]}"
+                       if a.shape != b.shape else "missing or unreadable ground truth" if gt and ref is None else None)
+            if problem:
+                report.skipped.append(dict(pair=name, method="*", reason=problem))
+                progress.console.print(f"skipped {name}: {problem}")
+                progress.advance(bar)
+                continue
+            row = [("A", a), ("B", b)]
+            outputs = {m: f(a, b) for m, f in fusers.items()}
+            for m, files in fused_files.items():
+                img = try_read(files[name]) if name in files else None
+                if img is None or img.shape[:2] != a.shape[:2]:
+                    report.skipped.append(dict(pair=name, method=m, reason="fused image missing, unreadable or of "
+                                                                            "another size"))
+                    continue
+                outputs[m] = img
+            for m, img in outputs.items():
+                report.per_pair.setdefault(m, {})[name] = score(a, b, img, task, ref)
+                row.append((m, img))
+            if len(sheet_rows) < sheet_pairs:
+                sheet_rows.append(row)
+            progress.advance(bar)
+    if sheet and sheet_rows:
+        contact_sheet(sheet_rows, Path(sheet))
+    return report
+
+
+def write_outputs(report: Report, sources: dict, json_path: str | None, csv_path: str | None) -> None:
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(report.to_json(sources), indent=1))
+    if csv_path:
+        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["method", "pair", *report.metrics])
+            for m in report.methods:
+                for pair, vals in report.per_pair.get(m, {}).items():
+                    w.writerow([m, pair, *(f"{vals[k]:.6g}" for k in report.metrics)])
+                w.writerow([m, "MEAN", *(f"{report.means()[m][k]:.6g}" for k in report.metrics)])

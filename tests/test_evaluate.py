@@ -1,0 +1,66 @@
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared
+
+
+def _write_set(root, rng, n=3):
+    for d in ["a", "b", "gt"]:
+        (root / d).mkdir(parents=True)
+    for i in range(n):
+        scene = cv2.GaussianBlur((rng.random((48, 64)) * 255).astype(np.uint8), (0, 0), 1)
+        a, b = scene.copy(), scene.copy()
+        a[:, 32:], b[:, :32] = 128, 128
+        for d, img in zip(["a", "b", "gt"], [a, b, scene]):
+            cv2.imwrite(str(root / d / f"p{i}.png"), img)
+    cv2.imwrite(str(root / "a" / "odd.png"), np.zeros((10, 10), np.uint8))       # size mismatch
+    cv2.imwrite(str(root / "b" / "odd.png"), np.zeros((12, 10), np.uint8))
+    (root / "a" / "bad.png").write_bytes(b"not a png"); (root / "b" / "bad.png").write_bytes(b"no")
+    cv2.imwrite(str(root / "a" / "alone.png"), np.zeros((10, 10), np.uint8))     # unpaired
+    (root / "fusedA").mkdir()
+    for i in range(n):
+        cv2.imwrite(str(root / "fusedA" / f"p{i}.png"), cv2.imread(str(root / "gt" / f"p{i}.png")))
+
+
+def test_evaluate_baselines_and_external_fusions(tmp_path, rng):
+    _write_set(tmp_path, rng)
+    cmd = [sys.executable, "-m", "defusion_rt", "evaluate", "--task", "multi-focus", "--a", str(tmp_path / "a"),
+           "--b", str(tmp_path / "b"), "--gt", str(tmp_path / "gt"), "--methods", "average,laplacian",
+           "--fused", f"oracle={tmp_path / 'fusedA'}", "--json", str(tmp_path / "r.json"), "--csv",
+           str(tmp_path / "r.csv"), "--sheet", str(tmp_path / "sheet.png")]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["methods"] == ["average", "laplacian", "oracle"] and r["pairs"] == 3
+    assert {s["pair"] for s in r["skipped"]} == {"odd", "bad", "alone"}
+    assert r["mean"]["oracle"]["PSNR"] > r["mean"]["laplacian"]["PSNR"] > r["mean"]["average"]["PSNR"]
+    assert r["mean"]["oracle"]["SSIM_ref"] == pytest.approx(1.0)
+    assert r["mean_per_source"]["average"]["SSIM"] == pytest.approx(r["mean"]["average"]["SSIM"] / 2)
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0].startswith("method,pair,EN") and len(lines) == 1 + 3 * 4
+    assert cv2.imread(str(tmp_path / "sheet.png")).shape[0] > 100
+    assert "sum" in p.stdout and "3 pair(s) skipped" in p.stdout
+
+
+def test_evaluate_unknown_method_is_one_line(tmp_path, rng):
+    _write_set(tmp_path, rng, 1)
+    p = subprocess.run([sys.executable, "-m", "defusion_rt", "evaluate", "--task", "multi-focus", "--a",
+                        str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--methods", "magic"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "unknown method 'magic'" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.data
+def test_baselines_on_real_tno_pairs_are_in_published_ranges():
+    from defusion_rt.evaluate import run_evaluation
+    tno = shared("ir_vis", "TNO")
+    r = run_evaluation("ir-vis", tno / "ir", tno / "vis", ["average", "laplacian"], limit=3)
+    means = r.means()
+    for m in ["average", "laplacian"]:
+        assert 5 < means[m]["EN"] < 8 and 0.1 < means[m]["Qabf"] < 0.8 and 0.5 < means[m]["SSIM"] < 2
+    assert means["laplacian"]["Qabf"] > means["average"]["Qabf"]
