@@ -18,11 +18,11 @@ def _cmd_train(args) -> None:
 
 def _cmd_fuse(args) -> None:
     from .engines import create_engine
-    from .fuse import PairFuser, fuse_paths
+    from .fuse import Fuser, fuse_paths
     from .model import create_model
     model = create_model(args.model, weights=args.weights, pretrained=args.weights is None)
     engine = create_engine("eager", args.device, args.precision, model=model)
-    fuser = PairFuser(engine, args.task, colour=args.colour)
+    fuser = Fuser(engine, args.task, colour=args.colour)
     written = fuse_paths(fuser, args.a, args.b, args.output, resize=args.resize,
                          model=model if args.decomposition else None)
     print(f"wrote {len(written)} fused image(s) to {args.output}")

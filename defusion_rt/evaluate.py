@@ -20,7 +20,7 @@ from rich.table import Table
 
 from .engines import CLASSICAL, create_engine
 from .errors import UserError
-from .fuse import PairFuser, pair_folders
+from .fuse import Fuser, pair_folders
 from .imageio import list_images, read_image, to_uint8, try_read
 from .metrics import SUMMED, metric_names, score
 from .tasks import check_task
@@ -62,7 +62,7 @@ def _methods(names: list[str], weights: str | None, device: str, precision: str,
             engine = create_engine(name, device)
         else:
             raise UserError(f"unknown method '{name}'; choose from defusion, {', '.join(CLASSICAL)}")
-        fusers[name] = PairFuser(engine, task)
+        fusers[name] = Fuser(engine, task)
     return fusers
 
 

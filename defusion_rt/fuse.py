@@ -15,35 +15,44 @@ from .tasks import check_task, match_sizes, network_inputs, network_output
 
 
 def to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
+    """HxWx3 float image -> 1x3xHxW tensor on device."""
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].to(device)
 
 
-class PairFuser:
-    """Fuses one pair of HxWx3 float images for a task; also returns the decomposition when asked."""
+def to_image(x: torch.Tensor) -> np.ndarray:
+    return x[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+class Fuser:
+    """An engine plus a task's conventions and the inference padding: what turns two sources into one."""
 
     def __init__(self, engine: Engine, task: str = "ir-vis", colour: bool = False, pad_px: int = 16, multiple: int = 8):
         self.engine, self.task, self.colour = engine, check_task(task), colour
         self.pad_px, self.multiple = pad_px, multiple
 
-    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def fuse_tensors(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Bx3xHxW float [0,1] on the engine's device -> fused Bx3xHxW float [0,1]."""
         na, nb = network_inputs(a, b, self.task)
-        ta, tb = to_tensor(na, self.engine.device), to_tensor(nb, self.engine.device)
         if self.engine.needs_padding:
-            (ta, box), (tb, _) = pad(ta, self.pad_px, self.multiple), pad(tb, self.pad_px, self.multiple)
-            fused = crop(self.engine(ta, tb), box)
+            (pa, box), (pb, _) = pad(na, self.pad_px, self.multiple), pad(nb, self.pad_px, self.multiple)
+            fused = crop(self.engine(pa, pb), box)
         else:
-            fused = self.engine(ta, tb)
-        out = fused[0].permute(1, 2, 0).cpu().numpy()
-        return network_output(out, self.task, visible=b, colour=self.colour)
+            fused = self.engine(na, nb)
+        return network_output(fused, self.task, visible=b, colour=self.colour)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Two HxWx3 float images -> the fused HxWx3 float image."""
+        dev = self.engine.device
+        return to_image(self.fuse_tensors(to_tensor(a, dev), to_tensor(b, dev)))
 
 
 @torch.inference_mode()
 def decompose(model, a: np.ndarray, b: np.ndarray, task: str, device: torch.device, pad_px: int = 16) -> dict:
     """Common, unique and fused images of a pair (fp32 eager), for looking at what the network separated."""
-    na, nb = network_inputs(a, b, task)
-    (ta, box), (tb, _) = pad(to_tensor(na, device), pad_px), pad(to_tensor(nb, device), pad_px)
+    na, nb = network_inputs(to_tensor(a, device), to_tensor(b, device), task)
+    (ta, box), (tb, _) = pad(na, pad_px), pad(nb, pad_px)
     out = model.to(device)(ta, tb)
-    return {k: crop(v, box)[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy() for k, v in out._asdict().items()}
+    return {k: to_image(crop(v, box).clamp(0, 1)) for k, v in out._asdict().items()}
 
 
 def pair_folders(dir_a: Path, dir_b: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -55,7 +64,7 @@ def pair_folders(dir_a: Path, dir_b: Path) -> tuple[list[tuple[Path, Path]], lis
     return pairs, unpaired
 
 
-def _fuse_one(fuser: PairFuser, pa: Path, pb: Path, out: Path, resize: bool, model=None) -> None:
+def _fuse_one(fuser: Fuser, pa: Path, pb: Path, out: Path, resize: bool, model=None) -> None:
     a = read_image(pa)
     b = match_sizes(a, read_image(pb), resize, (str(pa), str(pb)))
     write_image(out, fuser(a, b))
@@ -65,7 +74,7 @@ def _fuse_one(fuser: PairFuser, pa: Path, pb: Path, out: Path, resize: bool, mod
                 write_image(out.with_name(f"{out.stem}_{name}{out.suffix}"), img)
 
 
-def fuse_paths(fuser: PairFuser, a: Path, b: Path, out: Path, resize: bool = False, model=None) -> list[Path]:
+def fuse_paths(fuser: Fuser, a: Path, b: Path, out: Path, resize: bool = False, model=None) -> list[Path]:
     """Two images -> one file; two folders -> a folder of fused files named like the inputs."""
     a, b, out = Path(a), Path(b), Path(out)
     for p in (a, b):

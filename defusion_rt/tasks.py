@@ -1,17 +1,21 @@
-"""Per-task input conventions (spec section 4) between images on disk and the network's two RGB inputs.
+"""Per-task input conventions (spec section 4) between source images and the network's two RGB inputs.
 
-- multi-exposure, multi-focus: RGB fed directly (grey replicated to three channels).
-- ir-vis: both sources greyed and replicated, as the authors did; the output is grey. With colour=True the grey
-  fusion becomes the luminance and the visible image's chroma is put back (the field's Y-fusion convention).
+- multi-exposure, multi-focus: RGB fed directly (grey sources arrive replicated to three channels).
+- ir-vis: both sources greyed (BT.601 luma) and replicated, as the authors did; the output is grey. With
+  colour=True the grey fusion becomes the luminance and the visible image keeps its chroma: adding the luminance
+  change to every channel is exactly a Y swap in YCrCb, since R-Y, G-Y and B-Y stay put.
+All functions work on NCHW float tensors on any device, so video runs them on the GPU.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 from .errors import UserError
 
 TASKS = ("ir-vis", "multi-exposure", "multi-focus")
+LUMA = (0.299, 0.587, 0.114)
 
 
 def check_task(task: str) -> str:
@@ -20,30 +24,27 @@ def check_task(task: str) -> str:
     return task
 
 
-def grey3(img: np.ndarray) -> np.ndarray:
-    """Luma (BT.601) replicated to three channels; the same weights as OpenCV's RGB2GRAY."""
-    y = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-    return np.repeat(y[..., None], 3, axis=2)
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """Bx3xHxW -> Bx1xHxW."""
+    w = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
 
 
-def network_inputs(a: np.ndarray, b: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
-    """HxWx3 float32 pair as the network sees it for `task` (a = IR for ir-vis)."""
+def network_inputs(a: torch.Tensor, b: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
     if task == "ir-vis":
-        return grey3(a), grey3(b)
+        return luma(a).expand_as(a), luma(b).expand_as(b)
     return a, b
 
 
-def network_output(fused: np.ndarray, task: str, visible: np.ndarray | None = None, colour: bool = False) -> np.ndarray:
-    """Fused RGB from the network's 3-channel output; for ir-vis grey, or Y + visible chroma when colour."""
-    fused = np.clip(fused, 0.0, 1.0).astype(np.float32)
+def network_output(fused: torch.Tensor, task: str, visible: torch.Tensor, colour: bool = False) -> torch.Tensor:
+    """Clamp to [0,1]; for ir-vis make it grey, or the visible image with the fused luminance when colour."""
+    fused = fused.clamp(0, 1)
     if task != "ir-vis":
         return fused
-    y = fused.mean(axis=2)
-    if not colour or visible is None:
-        return np.repeat(y[..., None], 3, axis=2)
-    ycrcb = cv2.cvtColor(visible.astype(np.float32), cv2.COLOR_RGB2YCrCb)
-    ycrcb[..., 0] = y
-    return np.clip(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB), 0.0, 1.0)
+    y = fused.mean(1, keepdim=True)
+    if not colour:
+        return y.expand_as(fused)
+    return (visible + (y - luma(visible))).clamp(0, 1)
 
 
 def match_sizes(a: np.ndarray, b: np.ndarray, resize: bool, names: tuple[str, str] = ("A", "B")) -> np.ndarray:
