@@ -46,6 +46,53 @@ def _cmd_evaluate(args) -> None:
                                                                       for s in report.skipped[:5]))
 
 
+def _cmd_run(args) -> None:
+    from rich.console import Console
+    from .pipeline import Pipeline, load_pipeline, print_summary
+    s = load_pipeline(args.pipeline)
+    overrides = {"sources": dict(a=args.a, b=args.b, mode="live" if args.live else None, paced=args.paced or None),
+                 "register": dict(method=args.register),
+                 "fusion": dict(task=args.task, method=args.method, engine=args.engine, device=args.device,
+                                precision=args.precision, batch=args.batch, weights=args.weights,
+                                colour=args.colour or None),
+                 "render": dict(display=args.display, record=args.record, csv=args.csv,
+                                side_by_side=args.side_by_side or None),
+                 "run": dict(max_frames=args.max_frames)}
+    for section, values in overrides.items():
+        for key, value in values.items():
+            if value is not None:
+                setattr(getattr(s, section), key, value)
+    console = Console(stderr=True)
+    summary = Pipeline(s, console).run()
+    print_summary(summary, console)
+    if summary.stopped_by == "error":
+        raise UserError(summary.message + (f" ({summary.fused} frames fused were saved to {summary.record})"
+                                           if summary.record else ""))
+
+
+def _cmd_calibrate(args) -> None:
+    from .capture import open_source
+    from .register import estimate, estimate_chessboard
+    sa, sb = open_source(args.a), open_source(args.b)
+    pairs = []
+    for _ in range(max(1, args.frames)):
+        fa, fb = sa.read(), sb.read()
+        if fa is None or fb is None:
+            break
+        pairs.append((fa.image, fb.image))
+    sa.close(); sb.close()
+    if not pairs:
+        raise UserError("no frames could be read from the sources")
+    if args.method == "chessboard":
+        w, _, h = args.board.partition("x")
+        reg = estimate_chessboard(pairs, (int(w), int(h)), args.model)
+    else:
+        reg = estimate(*pairs[-1], method=args.method, model=args.model)
+    reg.save(args.output)
+    print(f"wrote {args.output}: {reg.model} B->A, residual {reg.residual_px:.3f} px, common view "
+          f"{reg.output_size[0]}x{reg.output_size[1]} of A's {reg.size_a[0]}x{reg.size_a[1]}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="defusion-rt", description="Real-time two-stream image and video fusion "
                                 "with DeFusion (ECCV 2022).")
@@ -89,6 +136,38 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--csv", help="write per-pair and mean values as CSV")
     e.add_argument("--sheet", help="write a contact sheet PNG of the first pairs")
     e.set_defaults(func=_cmd_evaluate)
+    r = sub.add_parser("run", help="fuse two live feeds or recordings: capture, register, fuse, show, record")
+    r.add_argument("--pipeline", help="YAML with the settings (see pipelines/); flags below override it")
+    r.add_argument("--a", help="source A: camera index, video file, URL or folder of frames (default: built-in "
+                              "sample)")
+    r.add_argument("--b", help="source B (visible for ir-vis)")
+    r.add_argument("--task", help="ir-vis | multi-exposure | multi-focus")
+    r.add_argument("--method", help="defusion | average | max | laplacian | mertens")
+    r.add_argument("--engine", help="network backend (eager, torchscript, compile, export, onnx, tensorrt)")
+    r.add_argument("--register", help="none | auto | features | calibration YAML")
+    r.add_argument("--record", help="write the fused video here (.mp4 or .avi)")
+    r.add_argument("--csv", help="write per-frame timestamps and latencies here")
+    r.add_argument("--display", action=argparse.BooleanOptionalAction, default=None, help="show a window")
+    r.add_argument("--side-by-side", action="store_true", help="show and record A | B | fused")
+    r.add_argument("--live", action="store_true", help="pair the freshest frames and drop stale ones")
+    r.add_argument("--paced", action="store_true", help="play recorded sources at their frame rate")
+    r.add_argument("--device")
+    r.add_argument("--precision")
+    r.add_argument("--batch", type=int, help="pairs per fusion call for recorded sources")
+    r.add_argument("--weights")
+    r.add_argument("--colour", "--color", action="store_true")
+    r.add_argument("--max-frames", type=int)
+    r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("calibrate", help="estimate the B->A registration of a camera pair and save it as YAML")
+    c.add_argument("--a", required=True)
+    c.add_argument("--b", required=True)
+    c.add_argument("-o", "--output", default="calibration.yaml")
+    c.add_argument("--method", default="ecc", choices=["ecc", "features", "chessboard"])
+    c.add_argument("--model", default="homography", choices=["homography", "affine"])
+    c.add_argument("--board", default="9x6", help="chessboard inner corners, WxH")
+    c.add_argument("--frames", type=int, default=1, help="frame pairs to read (chessboard: all are used)")
+    c.set_defaults(func=_cmd_calibrate)
     return p
 
 

@@ -1,0 +1,120 @@
+"""Estimating the B->A transform from frames: ECC on gradient magnitudes (works across IR and visible), ORB
+features with MAGSAC, or a chessboard seen by both cameras (heat it, or use materials of different emissivity,
+for thermal cameras). Each reports a residual in pixels."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+from .registration import Registration
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+
+
+def _gradient(img: np.ndarray) -> np.ndarray:
+    g = cv2.GaussianBlur(_grey(img).astype(np.float32), (0, 0), 1.0)
+    mag = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+    return mag / (mag.max() + 1e-6)
+
+
+def _scale(size_a, size_b) -> np.ndarray:
+    return np.diag([size_a[0] / size_b[0], size_a[1] / size_b[1], 1.0])
+
+
+def _corner_rms(h1: np.ndarray, h2: np.ndarray, size_b) -> float:
+    w, h = size_b
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]]).reshape(-1, 1, 2)
+    d = cv2.perspectiveTransform(corners, h1) - cv2.perspectiveTransform(corners, h2)
+    return float(np.sqrt((d ** 2).sum(-1).mean()))
+
+
+def estimate_ecc(a: np.ndarray, b: np.ndarray, model: str = "homography", levels: int = 3,
+                 iterations: int = 200) -> Registration:
+    """Coarse-to-fine ECC on gradient magnitude images; residual = RMS corner change of the last refinement."""
+    size_a, size_b = a.shape[1::-1], b.shape[1::-1]
+    ga = _gradient(a)
+    gb = cv2.resize(_gradient(b), size_a, interpolation=cv2.INTER_LINEAR)  # B at A's scale first
+    motion = cv2.MOTION_HOMOGRAPHY if model == "homography" else cv2.MOTION_AFFINE
+    warp = np.eye(3, dtype=np.float32)
+    prev = warp.copy()
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)
+    for level in reversed(range(levels)):
+        f = 2 ** level
+        ta = cv2.resize(ga, (size_a[0] // f, size_a[1] // f), interpolation=cv2.INTER_AREA)
+        tb = cv2.resize(gb, (size_a[0] // f, size_a[1] // f), interpolation=cv2.INTER_AREA)
+        s = np.diag([1 / f, 1 / f, 1]).astype(np.float32)
+        w = s @ warp @ np.linalg.inv(s)
+        prev = warp.copy()
+        try:
+            # findTransformECC maps template coords to input coords: template = B, input = A.
+            _, w = cv2.findTransformECC(tb, ta, w if motion == cv2.MOTION_HOMOGRAPHY else w[:2], motion, criteria,
+                                        None, 5)
+        except cv2.error:
+            raise UserError("ECC registration did not converge: the views overlap too little or look too "
+                            "different; try --register features or a calibration file") from None
+        w = w if w.shape == (3, 3) else np.vstack([w, [0, 0, 1]])
+        warp = (np.linalg.inv(s) @ w @ s).astype(np.float32)
+    h = warp.astype(np.float64) @ _scale(size_a, size_b)
+    residual = _corner_rms(h, prev.astype(np.float64) @ _scale(size_a, size_b), size_b)
+    return Registration(h, tuple(size_a), tuple(size_b), model, "crop", residual)
+
+
+def estimate_features(a: np.ndarray, b: np.ndarray, model: str = "homography") -> Registration:
+    """ORB keypoints on both, ratio-tested matches, MAGSAC; residual = RMS reprojection error of the inliers."""
+    orb = cv2.ORB_create(4000)
+    ka, da = orb.detectAndCompute(_grey(a), None)
+    kb, db = orb.detectAndCompute(_grey(b), None)
+    if da is None or db is None or len(ka) < 8 or len(kb) < 8:
+        raise UserError("too few features to register the pair; try --register auto (ECC) or a calibration file")
+    matches = [m for m, n in (p for p in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(db, da, k=2) if len(p) == 2)
+               if m.distance < 0.8 * n.distance]
+    if len(matches) < 8:
+        raise UserError(f"only {len(matches)} feature matches between the views; use ECC or a calibration file")
+    pb = np.float32([kb[m.queryIdx].pt for m in matches])
+    pa = np.float32([ka[m.trainIdx].pt for m in matches])
+    if model == "homography":
+        h, inl = cv2.findHomography(pb, pa, cv2.USAC_MAGSAC, 3.0)
+    else:
+        m, inl = cv2.estimateAffine2D(pb, pa, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+        h = None if m is None else np.vstack([m, [0, 0, 1]])
+    if h is None:
+        raise UserError("no consistent transform between the views; use ECC or a calibration file")
+    inl = inl.ravel().astype(bool)
+    proj = cv2.perspectiveTransform(pb[inl].reshape(-1, 1, 2), h).reshape(-1, 2)
+    residual = float(np.sqrt(((proj - pa[inl]) ** 2).sum(1).mean()))
+    return Registration(h, a.shape[1::-1], b.shape[1::-1], model, "crop", residual)
+
+
+def estimate_chessboard(pairs: list[tuple[np.ndarray, np.ndarray]], board: tuple[int, int],
+                        model: str = "homography") -> Registration:
+    """Inner corners of a board seen in both views, over one or more frame pairs; residual = RMS reprojection."""
+    pa_all, pb_all = [], []
+    for a, b in pairs:
+        ok_a, ca = cv2.findChessboardCornersSB(_grey(a), board)
+        ok_b, cb = cv2.findChessboardCornersSB(_grey(b), board)
+        if ok_a and ok_b:
+            pa_all.append(ca.reshape(-1, 2))
+            pb_all.append(cb.reshape(-1, 2))
+    if not pa_all:
+        raise UserError(f"no {board[0]}x{board[1]} chessboard found in both views; check --board (inner corners) "
+                        "and, for thermal cameras, heat the board")
+    pa, pb = np.concatenate(pa_all), np.concatenate(pb_all)
+    if model == "homography":
+        h, _ = cv2.findHomography(pb, pa, 0)
+    else:
+        h = np.vstack([cv2.estimateAffine2D(pb, pa, method=cv2.LMEDS)[0], [0, 0, 1]])
+    proj = cv2.perspectiveTransform(pb.reshape(-1, 1, 2), h).reshape(-1, 2)
+    residual = float(np.sqrt(((proj - pa) ** 2).sum(1).mean()))
+    a0, b0 = pairs[0]
+    return Registration(h, a0.shape[1::-1], b0.shape[1::-1], model, "crop", residual)
+
+
+def estimate(a: np.ndarray, b: np.ndarray, method: str = "ecc", model: str = "homography") -> Registration:
+    if method == "ecc":
+        return estimate_ecc(a, b, model)
+    if method == "features":
+        return estimate_features(a, b, model)
+    raise UserError(f"unknown registration method '{method}'; use ecc, features or chessboard")

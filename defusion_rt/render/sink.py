@@ -1,0 +1,102 @@
+"""Recording: H.264 MP4 through PyAV when installed (fragmented, so even a killed process leaves a playable
+file), else OpenCV's MPEG-4 Part 2 (`mp4v`; pip OpenCV cannot encode H.264). A context manager: the file is
+always closed, whatever stops the run."""
+from __future__ import annotations
+
+import csv
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+
+
+def check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write recording {path}: {err.strerror}; choose a writable path") from None
+
+
+class VideoSink:
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], codec: str = "auto"):
+        self.path, self.fps, self.codec = Path(path), float(fps), codec
+        self.size = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # H.264 wants even sizes
+        self.frames = 0
+        self._av = self._cv = None
+        self.used = ""
+
+    def __enter__(self) -> "VideoSink":
+        check_writable(self.path)
+        want_h264 = self.codec in ("auto", "h264") and self.path.suffix.lower() in (".mp4", ".mkv", ".mov")
+        if want_h264:
+            try:
+                import av
+                self._av = av.open(str(self.path), "w", options={"movflags": "frag_keyframe+empty_moov"})
+                rate = Fraction(self.fps).limit_denominator(1001)
+                self._stream = self._av.add_stream("libx264", rate=rate)
+                self._stream.width, self._stream.height = self.size
+                self._stream.pix_fmt = "yuv420p"
+                self._stream.options = {"preset": "veryfast", "crf": "20"}
+                self.used = "H.264 (PyAV/libx264)"
+            except Exception:  # PyAV missing or without libx264: fall back below
+                self._av = None
+                if self.codec == "h264":
+                    raise UserError("H.264 recording needs PyAV with libx264: pip install av") from None
+        if self._av is None:
+            fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+            self._cv = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
+            if not self._cv.isOpened():
+                raise UserError(f"OpenCV cannot write {self.path}; use an .mp4 or .avi path")
+            self.used = "MPEG-4 Part 2 (OpenCV mp4v)" if fourcc == "mp4v" else "Motion JPEG (OpenCV)"
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """frame: HxWx3 uint8 BGR at `size` (odd sizes padded by one pixel)."""
+        if frame.shape[1::-1] != self.size:
+            frame = cv2.copyMakeBorder(frame, 0, self.size[1] - frame.shape[0], 0, self.size[0] - frame.shape[1],
+                                       cv2.BORDER_REPLICATE)
+        if self._av is not None:
+            import av
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
+            for packet in self._stream.encode(vf):
+                self._av.mux(packet)
+        else:
+            self._cv.write(frame)
+        self.frames += 1
+
+    def __exit__(self, *exc) -> None:
+        if self._av is not None:
+            for packet in self._stream.encode():
+                self._av.mux(packet)
+            self._av.close()
+        if self._cv is not None:
+            self._cv.release()
+
+
+class TimingLog:
+    """Optional CSV of per-frame timestamps and stage latencies, flushed as it goes."""
+
+    FIELDS = ["frame", "index_a", "index_b", "ts_a", "ts_b", "skew_ms", "register_ms", "fuse_ms", "render_ms",
+              "total_ms"]
+
+    def __init__(self, path: str | Path | None):
+        self.file = None
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(path, "w", newline="")
+            self.writer = csv.DictWriter(self.file, self.FIELDS)
+            self.writer.writeheader()
+
+    def write(self, row: dict) -> None:
+        if self.file:
+            self.writer.writerow({k: row.get(k, "") for k in self.FIELDS})
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
