@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .errors import UserError
+
+# Our messages say what failed and how to fix it; OpenCV's and FFmpeg's own logs would only repeat it noisily.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def _cmd_train(args) -> None:

@@ -65,6 +65,9 @@ class VideoSource(Source):
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
         ok, first = self.cap.read()
+        deadline = time.monotonic() + timeout_s
+        while kind != "file" and not ok and time.monotonic() < deadline:  # streams may start mid-GOP
+            ok, first = self.cap.read()
         if not ok or first is None:
             self.cap.release()
             raise UserError(f"{spec}: opened but no frame could be decoded; the file is corrupt, truncated or empty")

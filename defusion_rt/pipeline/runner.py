@@ -91,7 +91,10 @@ class Pipeline:
         self.live = src.mode == "live" or (src.mode == "auto" and any(x.info.live for x in self.sources))
         self.stop = threading.Event()
         self.status = {x.info.spec: "ok" for x in self.sources}
-        self.registration: Registration | None = None
+        r = s.register
+        # A calibration file is read now, so a bad one fails before any frame; its fit is checked on the first pair.
+        self.registration: Registration | None = None if r.method in ("none", "auto", "ecc", "features") else \
+            load_calibration(r.method, r.fov)
         self.sizes: list[tuple[int, int] | None] = [None, None]
         self.resized = 0
         self.error: BaseException | None = None
@@ -115,8 +118,6 @@ class Pipeline:
                 self.registration = estimate(a, b, "ecc" if r.method in ("auto", "ecc") else "features", r.model)
                 self.registration.fov = r.fov
                 self.registration.__post_init__()
-            else:
-                self.registration = load_calibration(r.method, r.fov)
         return self.registration.align(a, b)
 
     def _consistent(self, i: int, img: np.ndarray) -> np.ndarray:

@@ -21,7 +21,9 @@ def _gradient(img: np.ndarray) -> np.ndarray:
 
 
 def _scale(size_a, size_b) -> np.ndarray:
-    return np.diag([size_a[0] / size_b[0], size_a[1] / size_b[1], 1.0])
+    """B pixel -> A pixel under cv2.resize, whose pixel centres sit at (x + 0.5) * scale - 0.5."""
+    sx, sy = size_a[0] / size_b[0], size_a[1] / size_b[1]
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
 
 
 def _corner_rms(h1: np.ndarray, h2: np.ndarray, size_b) -> float:

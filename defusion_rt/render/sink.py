@@ -1,5 +1,5 @@
 """Recording: H.264 MP4 through PyAV when installed (fragmented, so even a killed process leaves a playable
-file), else OpenCV's MPEG-4 Part 2 (`mp4v`; pip OpenCV cannot encode H.264). A context manager: the file is
+file: a fragment is written every second), else OpenCV's MPEG-4 Part 2 (`mp4v`; pip OpenCV cannot encode H.264). A context manager: the file is
 always closed, whatever stops the run."""
 from __future__ import annotations
 
@@ -36,12 +36,13 @@ class VideoSink:
         if want_h264:
             try:
                 import av
-                self._av = av.open(str(self.path), "w", options={"movflags": "frag_keyframe+empty_moov"})
+                self._av = av.open(str(self.path), "w", options={"movflags": "frag_keyframe+empty_moov", "flush_packets": "1"})
                 rate = Fraction(self.fps).limit_denominator(1001)
                 self._stream = self._av.add_stream("libx264", rate=rate)
                 self._stream.width, self._stream.height = self.size
                 self._stream.pix_fmt = "yuv420p"
                 self._stream.options = {"preset": "veryfast", "crf": "20"}
+                self._stream.codec_context.gop_size = max(1, round(self.fps))  # a fragment per second
                 self.used = "H.264 (PyAV/libx264)"
             except Exception:  # PyAV missing or without libx264: fall back below
                 self._av = None

@@ -1,0 +1,290 @@
+"""The two-stream pipeline end to end, on files, frame folders, paced sources and a loopback network stream."""
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from defusion_rt.errors import UserError
+from defusion_rt.engines.base import Engine
+from defusion_rt.model import export_weights
+from defusion_rt.pipeline import Pipeline, PipelineSettings, load_pipeline
+from defusion_rt.samples import sample_pair
+from conftest import ROOT, shared
+
+
+def count_frames(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+def make_video(path: Path, n: int, which: str = "ir", size=(160, 120), fps=30.0) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(n):
+        ir, vis = sample_pair(i, size)
+        w.write((255 * (ir if which == "ir" else vis)[..., ::-1]).astype(np.uint8))
+    w.release()
+    return path
+
+
+def make_folder(path: Path, n: int, which: str = "vis", size=(160, 120), shift: int = 0) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = (255 * sample_pair(i, size)[0 if which == "ir" else 1][..., ::-1]).astype(np.uint8)
+        if shift:
+            img = np.roll(img, shift, axis=1)
+        cv2.imwrite(str(path / f"{i + 1:06d}.png"), img)
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, tiny_model):
+    return str(export_weights(tiny_model, tmp_path_factory.mktemp("w") / "tiny.pt"))
+
+
+def settings(**sections) -> PipelineSettings:
+    s = PipelineSettings()
+    s.run.progress = False
+    for section, values in sections.items():
+        for k, v in values.items():
+            setattr(getattr(s, section), k, v)
+    return s
+
+
+class SlowEngine(Engine):
+    """Stands in for a fusion stage slower than the cameras."""
+    name, needs_padding = "slow", False
+
+    def __init__(self, delay: float, fail_at: int | None = None):
+        super().__init__(torch.device("cpu"))
+        self.delay, self.fail_at, self.calls = delay, fail_at, 0
+
+    def __call__(self, a, b):
+        self.calls += 1
+        if self.fail_at and self.calls >= self.fail_at:
+            raise RuntimeError("engine exploded")
+        time.sleep(self.delay)
+        return (a + b) / 2
+
+
+@pytest.mark.data
+def test_m3svd_clip_pair_through_the_whole_pipeline(tmp_path):
+    clip = shared("ir_vis_video", "M3SVD")
+    out = tmp_path / "fused.mp4"
+    s = settings(sources=dict(a=str(clip / "ir" / "0111_1716.mp4"), b=str(clip / "vis" / "0111_1716.mp4")),
+                 fusion=dict(method="laplacian", batch=4), render=dict(record=str(out), csv=str(tmp_path / "t.csv")))
+    summary = Pipeline(s).run()
+    assert summary.fused == 151 == summary.frames_a and summary.dropped == 0 and summary.stopped_by == "end of sources"
+    assert count_frames(out) == 151
+    cap = cv2.VideoCapture(str(out))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 75)
+    fused = cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2GRAY).astype(float)
+    assert fused.shape == (480, 640)
+    for src in ("ir", "vis"):
+        c = cv2.VideoCapture(str(clip / src / "0111_1716.mp4"))
+        c.set(cv2.CAP_PROP_POS_FRAMES, 75)
+        assert np.abs(cv2.cvtColor(c.read()[1], cv2.COLOR_BGR2GRAY) - fused).mean() > 3  # not a copy
+    assert len((tmp_path / "t.csv").read_text().splitlines()) == 152
+
+
+def test_network_model_on_a_recorded_folder_pair(tmp_path, weights):
+    a, b = make_folder(tmp_path / "ir", 6, "ir"), make_folder(tmp_path / "vis", 6, "vis")
+    out = tmp_path / "f.mp4"
+    s = settings(sources=dict(a=str(a), b=str(b)), fusion=dict(weights=weights, device="cpu", batch=4),
+                 render=dict(record=str(out), side_by_side=True))
+    summary = Pipeline(s).run()
+    assert summary.fused == 6 and count_frames(out) == 6
+    assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_WIDTH) == 3 * 160
+
+
+def test_live_mode_drops_stale_frames_and_stays_bounded(tmp_path):
+    s = settings(sources=dict(mode="live", paced=True, sample_frames=60, tolerance_ms=40), fusion=dict(method="average"))
+    p = Pipeline(s)
+    p.fuser.engine = SlowEngine(0.1)  # 10 FPS fusion against 30 FPS sources
+    summary = p.run()
+    assert summary.stopped_by == "end of sources"
+    assert summary.dropped > 20 and 5 <= summary.fused <= 30
+    assert summary.max_queue <= 2
+    # Fresh frames: a blocking queue would lag ~4 s by the end (60 frames at 30 FPS in, 10 FPS out).
+    assert summary.latency_ms["total"]["p95"] < 1500
+
+
+def test_different_frame_rates_pair_by_nearest_timestamp(tmp_path):
+    a = make_folder(tmp_path / "a", 10, "ir")
+    b = make_folder(tmp_path / "b", 20, "vis")
+    s = settings(sources=dict(a=str(a), b=str(b), fps=10.0), fusion=dict(method="average"))
+    p = Pipeline(s)
+    p.sources[1].info.fps = 20.0  # B at twice A's rate
+    summary = p.run()
+    assert summary.fused == 10 and summary.skipped_b >= 9 and summary.dropped == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (apt-get install ffmpeg; .ci/run does)")
+def test_network_streams_served_by_ffmpeg_on_loopback(tmp_path):
+    procs, urls = [], []
+    for which in ("ir", "vis"):
+        clip = make_video(tmp_path / f"{which}.mp4", 150, which)
+        port = _free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        procs.append(subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-i", str(clip), "-c:v", "libx264", "-preset",
+                                       "ultrafast", "-tune", "zerolatency", "-g", "10", "-muxdelay", "0", "-flush_packets", "1", "-f", "mpegts", url + "?listen=1"], stdin=subprocess.DEVNULL))
+        urls.append(url)
+    try:
+        time.sleep(1.0)
+        s = settings(sources=dict(a=urls[0], b=urls[1], tolerance_ms=200, timeout_s=3, reconnect=False),
+                     fusion=dict(method="average"), render=dict(record=str(tmp_path / "net.mp4")))
+        summary = Pipeline(s).run()
+    finally:
+        for p in procs:
+            p.kill()
+    assert summary.fused >= 20, summary
+    assert count_frames(tmp_path / "net.mp4") == summary.fused
+
+
+def test_registration_from_a_calibration_file_crops_to_the_common_view(tmp_path):
+    from defusion_rt.register import Registration
+    a, b = make_folder(tmp_path / "a", 3, "vis"), make_folder(tmp_path / "b", 3, "vis", shift=-8)
+    calib = Registration(np.array([[1, 0, 8], [0, 1, 0], [0, 0, 1.0]]), (160, 120), (160, 120)).save(tmp_path / "c.yaml")
+    s = settings(sources=dict(a=str(a), b=str(b)), register=dict(method=str(calib)), fusion=dict(method="average"),
+                 render=dict(record=str(tmp_path / "r.mp4"), overlay=False))
+    summary = Pipeline(s).run()
+    assert summary.fused == 3
+    cap = cv2.VideoCapture(str(tmp_path / "r.mp4"))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (152, 120)
+    bad = settings(sources=dict(a=str(make_folder(tmp_path / "big", 2, size=(200, 100))), b=str(b)),
+                   register=dict(method=str(calib)), fusion=dict(method="average"))
+    assert "recalibrate" in Pipeline(bad).run().message
+
+
+def _run_cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "defusion_rt", "run", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_recording_is_playable_with_every_fused_frame(tmp_path, sig):
+    out = tmp_path / "rec.mp4"
+    proc = _run_cli("--method", "average", "--paced", "--record", out, "--csv", tmp_path / "t.csv",
+                    "--pipeline", _long_sample(tmp_path))
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((tmp_path / "t.csv").exists() and
+                                          len((tmp_path / "t.csv").read_text().splitlines()) > 15):
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    fused = len((tmp_path / "t.csv").read_text().splitlines()) - 1
+    assert fused >= 15 and count_frames(out) == fused
+    assert "stopped by" in err and "signal" in err
+
+
+def _long_sample(tmp_path) -> Path:
+    p = tmp_path / "long.yaml"
+    p.write_text("sources: {sample_frames: 3000}\nrun: {progress: false}\n")
+    return p
+
+
+def test_killed_recording_is_still_playable(tmp_path):
+    pytest.importorskip("av")
+    out = tmp_path / "k.mp4"
+    proc = _run_cli("--method", "average", "--paced", "--record", out, "--pipeline", _long_sample(tmp_path))
+    time.sleep(4)
+    proc.kill()  # no chance to close the file: fragmented MP4 keeps what was written
+    proc.communicate(timeout=30)
+    assert count_frames(out) > 10
+
+
+def test_a_stage_that_raises_ends_the_run_with_a_message_and_a_playable_file(tmp_path):
+    s = settings(sources=dict(sample_frames=50), fusion=dict(method="average"), render=dict(record=str(tmp_path / "e.mp4")))
+    p = Pipeline(s)
+    p.fuser.engine = SlowEngine(0.0, fail_at=6)
+    t0 = time.time()
+    summary = p.run()
+    assert time.time() - t0 < 30
+    assert summary.stopped_by == "error" and "engine exploded" in summary.message
+    assert summary.fused == 5 and count_frames(tmp_path / "e.mp4") == 5
+
+
+def test_a_source_that_ends_early_ends_the_run(tmp_path):
+    a, b = make_folder(tmp_path / "a", 12, "ir"), make_folder(tmp_path / "b", 5, "vis")
+    summary = Pipeline(settings(sources=dict(a=str(a), b=str(b)), fusion=dict(method="average"),
+                                render=dict(record=str(tmp_path / "o.mp4")))).run()
+    assert summary.fused == 5 and summary.stopped_by == "end of sources" and count_frames(tmp_path / "o.mp4") == 5
+
+
+def test_max_frames_beyond_the_length_and_within_it(tmp_path):
+    a, b = make_video(tmp_path / "a.mp4", 8, "ir"), make_video(tmp_path / "b.mp4", 8, "vis")
+    long = Pipeline(settings(sources=dict(a=str(a), b=str(b)), fusion=dict(method="max"),
+                             run=dict(max_frames=1000, progress=False))).run()
+    assert long.fused == 8 and long.stopped_by == "end of sources"
+    short = Pipeline(settings(sources=dict(a=str(a), b=str(b)), fusion=dict(method="max"),
+                              run=dict(max_frames=3, progress=False))).run()
+    assert short.fused == 3 and short.stopped_by == "max frames"
+
+
+def test_changing_frame_size_is_scaled_back(tmp_path):
+    a, b = make_folder(tmp_path / "a", 4, "ir"), make_folder(tmp_path / "b", 4, "vis")
+    cv2.imwrite(str(b / "000003.png"), np.zeros((60, 80, 3), np.uint8))
+    p = Pipeline(settings(sources=dict(a=str(a), b=str(b)), fusion=dict(method="average")))
+    assert p.run().fused == 4 and p.resized == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--a", "missing.mp4", "--b", "sample:vis"], "source not found"),
+    (["--a", "CORRUPT", "--b", "sample:vis"], "corrupt"),
+    (["--a", "7", "--b", "sample:vis"], "cannot open camera source 7"),
+    (["--record", "/proc/nope/out.mp4"], "cannot write recording"),
+    (["--register", "BADCAL"], "does not parse"),
+    (["--pipeline", "BADYAML"], "unknown config key 'fusion.metod'"),
+    (["--method", "magic"], "unknown method 'magic'"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    (tmp_path / "cal.yaml").write_text("matrix: [1, 2]\nsize_a: [1, 1]\n")
+    (tmp_path / "p.yaml").write_text("fusion:\n  metod: average\n")
+    args = [str(tmp_path / "corrupt.mp4") if a == "CORRUPT" else str(tmp_path / "cal.yaml") if a == "BADCAL" else
+            str(tmp_path / "p.yaml") if a == "BADYAML" else a for a in args]
+    proc = _run_cli("--method", "average", "--max-frames", "3", *args, cwd=tmp_path)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "pipelines").glob("*.yaml")))
+def test_every_shipped_pipeline_runs_on_stand_in_sources(tmp_path, name, weights):
+    s = load_pipeline(ROOT / "pipelines" / name)
+    a = make_folder(tmp_path / "a", 5, "vis")
+    b = make_folder(tmp_path / "b", 5, "vis", shift=3)  # same modality, shifted: auto registration can lock on
+    s.sources.a, s.sources.b = str(a), str(b)
+    s.sources.paced = s.sources.mode == "live"          # folders standing in for cameras deliver in real time
+    s.sources.tolerance_ms = 1000
+    if s.register.method not in ("none", "auto", "features"):
+        from defusion_rt.register import Registration
+        s.register.method = str(Registration(np.eye(3), (160, 120), (160, 120)).save(tmp_path / "cal.yaml"))
+    s.fusion.weights, s.fusion.device = weights, "cpu"
+    s.render.display = False
+    s.render.record = str(tmp_path / "out.mp4") if s.render.record else ""
+    s.render.csv = str(tmp_path / "t.csv") if s.render.csv else ""
+    s.run.max_frames, s.run.progress = 3, False
+    summary = Pipeline(s).run()
+    assert summary.stopped_by in ("max frames", "end of sources"), summary.message
+    assert summary.fused >= 2
+    if s.render.record:
+        assert count_frames(tmp_path / "out.mp4") == summary.fused

@@ -1,0 +1,88 @@
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from defusion_rt.errors import UserError
+from defusion_rt.register import Registration, estimate, estimate_chessboard, load_calibration
+
+H = np.array([[1.015, 0.012, -5.5], [-0.009, 0.992, 3.2], [1.2e-5, -1.5e-5, 1.0]])  # B pixel -> A pixel
+
+
+def corner_error(h_est, h_true, size) -> float:
+    w, h = size
+    c = np.float32([[0, 0], [w, 0], [w, h], [0, h]]).reshape(-1, 1, 2)
+    return float(np.sqrt(((cv2.perspectiveTransform(c, h_est) - cv2.perspectiveTransform(c, h_true)) ** 2).sum(-1)).max())
+
+
+@pytest.fixture
+def warped_pair():
+    t = cv2.GaussianBlur(np.random.default_rng(0).random((240, 320)).astype(np.float32), (0, 0), 3)
+    a = cv2.applyColorMap(cv2.normalize(t, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8), cv2.COLORMAP_JET)
+    b = cv2.warpPerspective(a, np.linalg.inv(H), (320, 240), borderMode=cv2.BORDER_REFLECT)
+    return a, b
+
+
+@pytest.mark.parametrize("method", ["ecc", "features"])
+def test_known_homography_recovered_to_under_a_pixel(warped_pair, method):
+    a, b = warped_pair
+    reg = estimate(a, b, method)
+    assert corner_error(reg.matrix, H, (320, 240)) < 1.0
+    assert reg.residual_px is not None and reg.residual_px < 1.5
+
+
+def test_different_resolutions_register_too(warped_pair):
+    a, b = warped_pair
+    small = cv2.resize(b, (160, 120), interpolation=cv2.INTER_AREA)
+    reg = estimate(a, small, "ecc")
+    half_pixel = np.array([[2.0, 0, 0.5], [0, 2.0, 0.5], [0, 0, 1]])  # pixel centres under a 2x area resize
+    assert corner_error(reg.matrix, H @ half_pixel, (160, 120)) < 1.0
+    fa, fb = reg.align(a, small)
+    assert fa.shape == fb.shape and fa.shape[1] >= 300
+
+
+def test_align_crops_to_the_common_field_of_view():
+    shift = Registration(np.array([[1, 0, 10], [0, 1, -6], [0, 0, 1.0]]), (100, 80), (100, 80))
+    assert shift.crop_box == (10, 0, 90, 74)
+    a, b = np.zeros((80, 100, 3), np.uint8), np.full((80, 100, 3), 9, np.uint8)
+    fa, fb = shift.align(a, b)
+    assert fa.shape == fb.shape == (74, 90, 3) and (fb == 9).all()
+    padded = Registration(shift.matrix, (100, 80), (100, 80), fov="pad")
+    assert padded.align(a, b)[1].shape == (80, 100, 3)
+
+
+def test_chessboard_calibration():
+    board = np.kron((np.indices((7, 10)).sum(0) % 2) * 255, np.ones((24, 24))).astype(np.uint8)
+    a = cv2.copyMakeBorder(board, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)
+    b = cv2.warpPerspective(a, np.linalg.inv(H), a.shape[::-1], borderValue=255)
+    reg = estimate_chessboard([(a, b)], (9, 6))
+    assert corner_error(reg.matrix, H, a.shape[::-1]) < 1.0 and reg.residual_px < 0.5
+    with pytest.raises(UserError, match="no 5x5 chessboard"):
+        estimate_chessboard([(a, b)], (5, 5))
+
+
+def test_calibration_round_trip_and_errors(tmp_path):
+    reg = Registration(H, (320, 240), (320, 240), residual_px=0.25)
+    loaded = load_calibration(reg.save(tmp_path / "c.yaml"))
+    assert np.allclose(loaded.matrix, H) and loaded.residual_px == 0.25
+    with pytest.raises(UserError, match="not found"):
+        load_calibration(tmp_path / "none.yaml")
+    (tmp_path / "bad.yaml").write_text("model: fisheye\nmatrix: [[1,0,0],[0,1,0],[0,0,1]]\nsize_a: [2,2]\nsize_b: [2,2]\n")
+    with pytest.raises(UserError, match="does not parse"):
+        load_calibration(tmp_path / "bad.yaml")
+    with pytest.raises(UserError, match="recalibrate"):
+        loaded.align(np.zeros((100, 100, 3), np.uint8), np.zeros((240, 320, 3), np.uint8))
+
+
+def test_calibrate_command_writes_a_usable_file(tmp_path, warped_pair):
+    a, b = warped_pair
+    for name, img in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / "000001.png"), img)
+    p = subprocess.run([sys.executable, "-m", "defusion_rt", "calibrate", "--a", str(tmp_path / "a"), "--b",
+                        str(tmp_path / "b"), "-o", str(tmp_path / "cal.yaml")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "residual" in p.stdout
+    assert corner_error(load_calibration(tmp_path / "cal.yaml").matrix, H, (320, 240)) < 1.0
