@@ -4,9 +4,10 @@ from __future__ import annotations
 from ..errors import UserError
 from .base import Engine, resolve_device
 from .classical import CLASSICAL
+from .compiled import COMPILED
 from .eager import EagerEngine
 
-NETWORK_ENGINES = ["eager"]
+NETWORK_ENGINES = ["eager", *COMPILED]
 
 
 def create_engine(name: str = "eager", device: str = "auto", precision: str = "fp32", model=None,
@@ -20,7 +21,9 @@ def create_engine(name: str = "eager", device: str = "auto", precision: str = "f
     if model is None:
         from ..model import create_model
         model = create_model(model_name, weights=weights, pretrained=weights is None)
-    return EagerEngine(model, dev, precision, **options)
+    if name == "eager":
+        return EagerEngine(model, dev, precision, **options)
+    return COMPILED[name](model, dev, precision, **options)
 
 
-__all__ = ["CLASSICAL", "Engine", "EagerEngine", "create_engine", "resolve_device", "NETWORK_ENGINES"]
+__all__ = ["CLASSICAL", "COMPILED", "Engine", "EagerEngine", "create_engine", "resolve_device", "NETWORK_ENGINES"]

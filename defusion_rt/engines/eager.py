@@ -1,6 +1,8 @@
 """Eager PyTorch: fp32, fp16 (CUDA) or bf16, channels-last."""
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..errors import UserError
@@ -25,7 +27,9 @@ class EagerEngine(Engine):
         super().__init__(device, precision)
         self.dtype = check_precision(precision, device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.module = FusedOnly(model).eval().to(device=device, dtype=self.dtype, memory_format=self.memory_format)
+        # A copy: casting in place would change the caller's model (and every engine sharing it).
+        self.module = FusedOnly(copy.deepcopy(model)).eval().to(device=device, dtype=self.dtype,
+                                                                memory_format=self.memory_format)
 
     @torch.inference_mode()
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
