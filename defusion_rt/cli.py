@@ -98,6 +98,38 @@ def _cmd_calibrate(args) -> None:
           f"{reg.output_size[0]}x{reg.output_size[1]} of A's {reg.size_a[0]}x{reg.size_a[1]}")
 
 
+def _cmd_bench(args) -> None:
+    from rich.console import Console
+    from .bench import BenchSettings, load_results, plot, run_matrix, save, update_readme
+    from .bench.matrix import print_table
+    console = Console(width=150)
+    folder = Path(args.out_dir)
+    if not args.report_only:
+        def parse_size(text: str) -> tuple[int, int]:
+            w, _, h = text.lower().partition("x")
+            if not (w.isdigit() and h.isdigit()):
+                raise UserError(f"bad size '{text}'; write WIDTHxHEIGHT, e.g. 640x480")
+            return int(w), int(h)
+        s = BenchSettings(device=args.device, engines=args.engines.split(","), precisions=args.precisions.split(","),
+                          sizes=[parse_size(x) for x in args.sizes.split(",")],
+                          batches=[int(b) for b in args.batch.split(",")], budget_s=args.budget,
+                          weights=args.weights, e2e_frames=args.e2e_frames,
+                          e2e=tuple(args.e2e.split(",")) if args.e2e else None)
+        result = run_matrix(s, console)
+        print_table(result, console)
+        path = Path(args.json) if args.json else save(result, folder)
+        if args.json:
+            import json
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result, indent=1))
+        console.print(f"results: {path}")
+    results = load_results(folder)
+    if results:
+        console.print(f"plot: {plot(results, folder / 'fps_640x480.png')}")
+        if args.readme and update_readme(Path(args.readme), results):
+            console.print(f"performance table updated in {args.readme}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="defusion-rt", description="Real-time two-stream image and video fusion "
                                 "with DeFusion (ECCV 2022).")
@@ -173,6 +205,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--board", default="9x6", help="chessboard inner corners, WxH")
     c.add_argument("--frames", type=int, default=1, help="frame pairs to read (chessboard: all are used)")
     c.set_defaults(func=_cmd_calibrate)
+    b = sub.add_parser("bench", help="FPS of engines x precisions x sizes x batches, with telemetry, saved as JSON")
+    b.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    b.add_argument("--engines", default="eager,torchscript,compile,export,onnx",
+                   help="comma-separated: eager, torchscript, compile, export, onnx, tensorrt "
+                        "(fp32 NCHW eager always runs as the reference)")
+    b.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16 (CUDA)")
+    b.add_argument("--sizes", default="256x256,640x480,1280x720", help="capture sizes, WIDTHxHEIGHT")
+    b.add_argument("--batch", default="1", help="comma-separated batch sizes")
+    b.add_argument("--budget", type=float, default=8.0, help="timed seconds per configuration")
+    b.add_argument("--weights", help="weights (default: shipped)")
+    b.add_argument("--e2e", help="A,B sources for the end-to-end run (default: the built-in scene at 640x480)")
+    b.add_argument("--e2e-frames", type=int, default=60)
+    b.add_argument("--out-dir", default="benchmarks/results", help="where results are saved, named by device")
+    b.add_argument("--json", help="save to this file instead")
+    b.add_argument("--readme", help="regenerate the performance table in this README from all saved results")
+    b.add_argument("--report-only", action="store_true", help="only the plot and README table from saved results")
+    b.set_defaults(func=_cmd_bench)
     return p
 
 

@@ -100,3 +100,22 @@ def test_padding_is_reflect_16_then_multiple_of_8():
 
 def test_every_compiled_engine_is_registered():
     assert set(COMPILED) == {"torchscript", "compile", "export", "onnx", "tensorrt"}
+
+
+def test_streamed_fuser_matches_sequential_fusion_and_keeps_order(tiny_model):
+    from defusion_rt.engines.streams import StreamedFuser
+    from defusion_rt.fuse import Fuser
+    fuser = Fuser(create_engine("eager", "cpu", "fp32", model=tiny_model), "ir-vis")
+    rng = np.random.default_rng(0)
+    frames = [(rng.random((40, 48, 3)) * 255).astype(np.uint8) for _ in range(5)]
+    sf = StreamedFuser(fuser, depth=3)
+    got = []
+    for i, f in enumerate(frames):
+        got += sf.submit([f], [frames[-1 - i]], meta=i)
+    got += sf.flush()
+    assert [m for _, m in got] == [0, 1, 2, 3, 4]
+    for i, (out, _) in enumerate(got):
+        a = torch.from_numpy(frames[i][..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+        b = torch.from_numpy(frames[-1 - i][..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+        ref = (fuser.fuse_tensors(a, b)[0].permute(1, 2, 0).flip(-1) * 255).round().byte().numpy()
+        assert out[0].shape == (40, 48, 3) and np.abs(out[0].astype(int) - ref).max() <= 1

@@ -22,13 +22,13 @@ from rich.table import Table
 
 from ..capture import END, CaptureThread, Closed, FrameQueue, LivePairer, RecordedPairer, open_source
 from ..engines import CLASSICAL, create_engine
+from ..engines.streams import StreamedFuser
 from ..errors import UserError
 from ..fuse import Fuser
 from ..register import Registration, estimate, load_calibration
 from ..render import StatsOverlay, TimingLog, VideoSink, Window, has_screen, side_by_side
 from ..render.sink import check_writable
 from ..tasks import check_task
-from .frames import fuse_frames
 from .settings import PipelineSettings
 
 STAGES = ("wait", "register", "fuse", "render", "total")
@@ -134,6 +134,19 @@ class Pipeline:
         return img
 
     def _fusion_worker(self, pairer, out: FrameQueue, batch: int) -> None:
+        # On CUDA up to 3 batches are in flight (copy in, compute, copy out overlap); on the CPU one at a time.
+        streamed = StreamedFuser(self.fuser, depth=3 if self.fuser.engine.device.type == "cuda" else 1)
+
+        def emit(finished) -> None:
+            for frames, (items, t_submit) in finished:
+                fuse_ms = 1000 * (time.monotonic() - t_submit)
+                for (fa, fb, a, b, reg_s), img in zip(items, frames):
+                    captured = max(fa.captured, fb.captured)
+                    out.put(Fused(img, a, b, dict(index_a=fa.index, index_b=fb.index, ts_a=fa.timestamp,
+                                                  ts_b=fb.timestamp, captured=captured,
+                                                  skew_ms=1000 * abs(fa.timestamp - fb.timestamp),
+                                                  register_ms=1000 * reg_s, fuse_ms=fuse_ms,
+                                                  wait_ms=1000 * max(0.0, t_submit - reg_s - captured))))
         try:
             done = False
             while not done and not self.stop.is_set():
@@ -149,17 +162,9 @@ class Pipeline:
                     items.append((fa, fb, a, b, time.monotonic() - t0))
                     if self.live:
                         break
-                if not items:
-                    break
-                t0 = time.monotonic()
-                fused = fuse_frames(self.fuser, [x[2] for x in items], [x[3] for x in items])
-                fuse_s = time.monotonic() - t0
-                for (fa, fb, a, b, reg_s), img in zip(items, fused):
-                    out.put(Fused(img, a, b, dict(index_a=fa.index, index_b=fb.index, ts_a=fa.timestamp,
-                                                  ts_b=fb.timestamp, captured=max(fa.captured, fb.captured),
-                                                  skew_ms=1000 * abs(fa.timestamp - fb.timestamp),
-                                                  register_ms=1000 * reg_s, fuse_ms=1000 * fuse_s,
-                                                  wait_ms=1000 * max(0.0, t0 - reg_s - max(fa.captured, fb.captured)))))
+                if items:
+                    emit(streamed.submit([x[2] for x in items], [x[3] for x in items], (items, time.monotonic())))
+            emit(streamed.flush())
         except (Closed, TimeoutError) as err:
             if isinstance(err, TimeoutError):
                 self.error = UserError(f"a source stalled: no frame for {self.s.sources.timeout_s * 3:.0f} s; "

@@ -1,0 +1,65 @@
+"""From every saved result under benchmarks/results/: a PNG comparing devices and engines, and the README's
+performance table (between its `<!-- perf-table -->` markers), so no number in the README is typed by hand."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..plot import bar_plot
+
+START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
+
+
+def load_results(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) | {"_file": p.name} for p in sorted(Path(folder).glob("*.json"))]
+
+
+def _label(res: dict, r: dict) -> str:
+    m = res["machine"]
+    dev = m["gpu"]["name"] if res["device"] == "cuda" and "gpu" in m else f"CPU {m['cpu_cores']}c"
+    return f"{dev} {r['engine']}{' NCHW' if r.get('baseline') else ''} {r['precision']}"
+
+
+def plot(results: list[dict], path: Path, width: int = 640, height: int = 480) -> Path:
+    bars = {}
+    for res in results:
+        for r in res["records"]:
+            if r.get("fps") and (r["width"], r["height"]) == (width, height) and r.get("batch") == 1:
+                bars[_label(res, r)] = r["fps"]
+    bars = dict(sorted(bars.items(), key=lambda kv: -kv[1]))
+    return bar_plot(bars, path, f"DeFusion model-only FPS at {width}x{height}, batch 1 (benchmarks/results)", "FPS")
+
+
+def markdown_table(results: list[dict]) -> str:
+    lines = ["| device | engine | precision | size | batch | FPS | median ms | x fp32 eager | rel. error | result file |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for res in results:
+        m = res["machine"]
+        dev = m["gpu"]["name"] if res["device"] == "cuda" and "gpu" in m else f"{m['cpu']} ({m['cpu_cores']} cores)"
+        for r in res["records"]:
+            if "fps" not in r:
+                continue
+            lines.append(f"| {dev} | {r['engine']}{' (NCHW)' if r.get('baseline') else ''} | {r['precision']} | "
+                         f"{r['width']}x{r['height']} | {r['batch']} | {r['fps']:.2f} | {r['latency_ms_median']:.1f} | "
+                         f"{r.get('speedup_vs_fp32_eager', float('nan')):.2f} | {r['rel_err_vs_fp32']:.1e} | "
+                         f"`{res['_file']}` |")
+        if "e2e" in res:
+            e = res["e2e"]
+            lines.append(f"| {dev} | end to end: decode, register, {e['engine']}, encode | {e['precision']} | "
+                         f"{e['width']}x{e['height']} | 1 | {e['fps']:.2f} | {e['latency_ms']['total']['mean']:.1f} | "
+                         f" | | `{res['_file']}` |")
+        if "stream_overlap" in res:
+            o = res["stream_overlap"]
+            lines.append(f"| {dev} | CUDA-stream overlap (3 in flight vs 1) | | 640x480 | 1 | {o['depth3_fps']:.2f} "
+                         f"vs {o['depth1_fps']:.2f} | | {o['gain']:.2f} | | `{res['_file']}` |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, results: list[dict]) -> bool:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        return False
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{markdown_table(results)}\n{END}{tail}")
+    return True

@@ -1,0 +1,35 @@
+import json
+import subprocess
+import sys
+
+from defusion_rt.bench import load_results, markdown_table, update_readme
+
+
+def test_bench_writes_records_telemetry_and_the_readme_table(tmp_path, tiny_model):
+    from defusion_rt.model import export_weights
+    weights = export_weights(tiny_model, tmp_path / "w.pt")
+    out = tmp_path / "results"
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- perf-table:start -->\nold\n<!-- perf-table:end -->\ntail\n")
+    p = subprocess.run([sys.executable, "-m", "defusion_rt", "bench", "--device", "cpu", "--engines", "eager,onnx",
+                        "--precisions", "fp32,bf16", "--sizes", "64x48", "--batch", "1,2", "--budget", "0.2",
+                        "--weights", str(weights), "--e2e-frames", "4", "--out-dir", str(out), "--readme", str(readme)],
+                       capture_output=True, text=True, timeout=300, env={"DEFUSION_RT_CACHE": str(tmp_path / "c"),
+                                                                          "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    files = list(out.glob("*.json"))
+    assert len(files) == 1 and (out / "fps_640x480.png").is_file()
+    result = json.loads(files[0].read_text())
+    timed = [r for r in result["records"] if "fps" in r]
+    assert {(r["engine"], r["precision"], r["batch"]) for r in timed} >= {("eager", "fp32", 1), ("eager", "bf16", 2),
+                                                                         ("onnx", "fp32", 1)}
+    for r in timed:
+        for key in ["engine", "precision", "device", "width", "height", "batch", "fps", "latency_ms_median"]:
+            assert key in r
+        assert r["fps"] > 0 and r["latency_ms_median"] > 0 and r["width"] == 64
+    assert any("skipped" in r for r in result["records"])  # onnx bf16 says why it cannot run
+    assert result["machine"]["cpu_cores"] >= 1 and "torch" in result["machine"]["versions"]
+    assert result["e2e"]["frames"] == 4 and result["e2e"]["fps"] > 0
+    text = readme.read_text()
+    assert "old" not in text and "| eager | fp32 | 64x48 |" in text and text.endswith("tail\n")
+    assert markdown_table(load_results(out)).count("\n") == len(timed) + 2
