@@ -52,7 +52,8 @@ def main() -> None:
         report = run_evaluation("multi-focus", root / "a", root / "b", args.methods.split(","), gt=root / "gt",
                                 weights=args.weights, sheet=Path(args.sheet), sheet_pairs=3)
     print_table(report, Console(width=160), "synthetic multi-focus (scikit-image photos, complementary blur)")
-    write_outputs(report, dict(a="skimage.data blurred", b="skimage.data blurred", gt="skimage.data"), args.json, None)
+    write_outputs(report, dict(a="skimage.data blurred", b="skimage.data blurred", gt="skimage.data"), args.json, None,
+                  args.json.replace(".json", ".md"), "synthetic multi-focus with ground truth (scikit-image photos)")
 
 
 if __name__ == "__main__":

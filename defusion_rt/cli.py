@@ -45,7 +45,8 @@ def _cmd_evaluate(args) -> None:
                             device=args.device, precision=args.precision, limit=args.limit,
                             sheet=Path(args.sheet) if args.sheet else None)
     print_table(report, Console(width=160), f"{args.task}: {args.a} + {args.b}")
-    write_outputs(report, dict(a=args.a, b=args.b, gt=args.gt), args.json, args.csv)
+    write_outputs(report, dict(a=args.a, b=args.b, gt=args.gt), args.json, args.csv, args.markdown,
+                  f"{args.task}: {args.a} + {args.b}")
     if report.skipped:
         print(f"{len(report.skipped)} pair(s) skipped: " + "; ".join(f"{s['pair']} ({s['reason']})"
                                                                       for s in report.skipped[:5]))
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, help="only the first N pairs")
     e.add_argument("--json", help="write per-pair and mean values as JSON")
     e.add_argument("--csv", help="write per-pair and mean values as CSV")
+    e.add_argument("--markdown", help="write the mean table as Markdown")
     e.add_argument("--sheet", help="write a contact sheet PNG of the first pairs")
     e.set_defaults(func=_cmd_evaluate)
     r = sub.add_parser("run", help="fuse two live feeds or recordings: capture, register, fuse, show, record")

@@ -150,7 +150,24 @@ def run_evaluation(task: str, dir_a: str, dir_b: str, methods: list[str], gt: st
     return report
 
 
-def write_outputs(report: Report, sources: dict, json_path: str | None, csv_path: str | None) -> None:
+def markdown(report: Report, title: str) -> str:
+    """The mean table as Markdown, best value per metric in bold."""
+    means = report.means()
+    cols = [k + (" (sum)" if k in SUMMED else "") for k in report.metrics]
+    lines = [f"**{title}** ({len(next(iter(report.per_pair.values()), {}))} pairs; {CONVENTIONS})", "",
+             "| method | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    best = {k: max(means[m][k] for m in report.methods) for k in report.metrics}
+    for m in report.methods:
+        cells = [f"**{means[m][k]:.3f}**" if means[m][k] == best[k] else f"{means[m][k]:.3f}" for k in report.metrics]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(report: Report, sources: dict, json_path: str | None, csv_path: str | None,
+                  md_path: str | None = None, title: str = "") -> None:
+    if md_path:
+        Path(md_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(md_path).write_text(markdown(report, title or report.task))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(report.to_json(sources), indent=1))

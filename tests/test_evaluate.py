@@ -32,7 +32,7 @@ def test_evaluate_baselines_and_external_fusions(tmp_path, rng):
     cmd = [sys.executable, "-m", "defusion_rt", "evaluate", "--task", "multi-focus", "--a", str(tmp_path / "a"),
            "--b", str(tmp_path / "b"), "--gt", str(tmp_path / "gt"), "--methods", "average,laplacian",
            "--fused", f"oracle={tmp_path / 'fusedA'}", "--json", str(tmp_path / "r.json"), "--csv",
-           str(tmp_path / "r.csv"), "--sheet", str(tmp_path / "sheet.png")]
+           str(tmp_path / "r.csv"), "--sheet", str(tmp_path / "sheet.png"), "--markdown", str(tmp_path / "r.md")]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     r = json.loads((tmp_path / "r.json").read_text())
@@ -45,6 +45,8 @@ def test_evaluate_baselines_and_external_fusions(tmp_path, rng):
     assert lines[0].startswith("method,pair,EN") and len(lines) == 1 + 3 * 4
     assert cv2.imread(str(tmp_path / "sheet.png")).shape[0] > 100
     assert "sum" in p.stdout and "3 pair(s) skipped" in p.stdout
+    md = (tmp_path / "r.md").read_text().splitlines()
+    assert md[2].startswith("| method | EN") and len(md) == 4 + 3 and "**" in md[-1]  # oracle wins PSNR
 
 
 def test_evaluate_unknown_method_is_one_line(tmp_path, rng):
