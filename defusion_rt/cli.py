@@ -131,6 +131,18 @@ def _cmd_bench(args) -> None:
             console.print(f"performance table updated in {args.readme}")
 
 
+def _cmd_web(args) -> None:
+    from .engines import create_engine
+    from .web import serve
+    engine = create_engine("eager", args.device, args.precision, weights=args.weights)
+    server = serve(engine, args.host, args.port)
+    print(f"defusion-rt web on http://{args.host}:{server.server_port}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="defusion-rt", description="Real-time two-stream image and video fusion "
                                 "with DeFusion (ECCV 2022).")
@@ -224,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--readme", help="regenerate the performance table in this README from all saved results")
     b.add_argument("--report-only", action="store_true", help="only the plot and README table from saved results")
     b.set_defaults(func=_cmd_bench)
+    w = sub.add_parser("web", help="a browser page to fuse an uploaded image pair")
+    w.add_argument("--host", default="127.0.0.1")
+    w.add_argument("--port", type=int, default=8080)
+    w.add_argument("--weights")
+    w.add_argument("--device", default="auto")
+    w.add_argument("--precision", default="fp32")
+    w.set_defaults(func=_cmd_web)
     return p
 
 

@@ -86,3 +86,9 @@ def test_calibrate_command_writes_a_usable_file(tmp_path, warped_pair):
     assert p.returncode == 0, p.stderr
     assert "residual" in p.stdout
     assert corner_error(load_calibration(tmp_path / "cal.yaml").matrix, H, (320, 240)) < 1.0
+
+
+@pytest.mark.parametrize("path", sorted((__import__("conftest").ROOT / "calibration").glob("*.yaml")))
+def test_shipped_calibration_files_load(path):
+    reg = load_calibration(path)
+    assert reg.output_size[0] > 0 and reg.output_size[1] > 0
