@@ -43,7 +43,7 @@ def _cmd_evaluate(args) -> None:
     methods = [m for m in args.methods.split(",") if m]
     report = run_evaluation(args.task, args.a, args.b, methods, gt=args.gt, fused=fused, weights=args.weights,
                             device=args.device, precision=args.precision, limit=args.limit,
-                            sheet=Path(args.sheet) if args.sheet else None)
+                            sheet=Path(args.sheet) if args.sheet else None, sheet_sources=not args.sheet_fused_only)
     print_table(report, Console(width=160), f"{args.task}: {args.a} + {args.b}")
     write_outputs(report, dict(a=args.a, b=args.b, gt=args.gt), args.json, args.csv, args.markdown,
                   f"{args.task}: {args.a} + {args.b}")
@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--csv", help="write per-pair and mean values as CSV")
     e.add_argument("--markdown", help="write the mean table as Markdown")
     e.add_argument("--sheet", help="write a contact sheet PNG of the first pairs")
+    e.add_argument("--sheet-fused-only", action="store_true", help="leave the source images out of the sheet")
     e.set_defaults(func=_cmd_evaluate)
     r = sub.add_parser("run", help="fuse two live feeds or recordings: capture, register, fuse, show, record")
     r.add_argument("--pipeline", help="YAML with the settings (see pipelines/); flags below override it")

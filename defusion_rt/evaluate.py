@@ -103,7 +103,7 @@ def print_table(report: Report, console: Console, title: str) -> None:
 def run_evaluation(task: str, dir_a: str, dir_b: str, methods: list[str], gt: str | None = None,
                    fused: dict[str, str] | None = None, weights: str | None = None, device: str = "auto",
                    precision: str = "fp32", limit: int | None = None, sheet: Path | None = None,
-                   sheet_pairs: int = 4) -> Report:
+                   sheet_pairs: int = 4, sheet_sources: bool = True) -> Report:
     check_task(task)
     pairs, unpaired = pair_folders(Path(dir_a), Path(dir_b))
     if not pairs:
@@ -130,7 +130,7 @@ def run_evaluation(task: str, dir_a: str, dir_b: str, methods: list[str], gt: st
                 progress.console.print(f"skipped {name}: {problem}")
                 progress.advance(bar)
                 continue
-            row = [("A", a), ("B", b)]
+            row = [("A", a), ("B", b)] if sheet_sources else []
             outputs = {m: f(a, b) for m, f in fusers.items()}
             for m, files in fused_files.items():
                 img = try_read(files[name]) if name in files else None
