@@ -4,6 +4,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -155,6 +156,37 @@ def test_network_streams_served_by_ffmpeg_on_loopback(tmp_path):
             p.kill()
     assert summary.fused >= 20, summary
     assert count_frames(tmp_path / "net.mp4") == summary.fused
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (apt-get install ffmpeg; .ci/run does)")
+def test_a_dropped_network_stream_reconnects(tmp_path):
+    clip = make_video(tmp_path / "ir.mp4", 45, "ir")
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    cmd = ["ffmpeg", "-loglevel", "error", "-re", "-i", str(clip), "-c:v", "libx264", "-preset", "ultrafast", "-tune",
+           "zerolatency", "-g", "10", "-muxdelay", "0", "-flush_packets", "1", "-f", "mpegts", url + "?listen=1"]
+    servers = [subprocess.Popen(cmd, stdin=subprocess.DEVNULL)]
+
+    done = threading.Event()
+
+    def restart():  # the camera comes back a moment after each time its stream dies
+        while not done.is_set():
+            servers[-1].wait()
+            time.sleep(0.5)
+            if not done.is_set():
+                servers.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
+    threading.Thread(target=restart, daemon=True).start()
+    try:
+        time.sleep(1.0)
+        s = settings(sources=dict(a=url, b="sample:vis", sample_frames=100000, paced=True, tolerance_ms=200,
+                                  timeout_s=1.0), fusion=dict(method="average"), run=dict(max_frames=60))
+        summary = Pipeline(s).run()
+    finally:
+        done.set()
+        for p in servers:
+            p.kill()
+    assert summary.reconnects >= 1, summary
+    assert summary.fused == 60 and summary.stopped_by == "max frames"
 
 
 def test_registration_from_a_calibration_file_crops_to_the_common_view(tmp_path):

@@ -51,6 +51,7 @@ class Summary:
     codec: str = ""
     registration: str = ""
     max_queue: int = 0
+    reconnects: int = 0
 
 
 @dataclass
@@ -223,6 +224,7 @@ class Pipeline:
         summary.dropped = self._drops()
         summary.repeated_b, summary.skipped_b = st.repeated_b, st.skipped_b
         summary.max_queue = max(qa.high_water, qb.high_water)
+        summary.reconnects = sum(c.reconnects for c in captures)
         reg = self.registration
         summary.registration = "" if reg is None else f"{reg.model}" + (
             f", residual {reg.residual_px:.3f} px" if reg.residual_px is not None else "")
@@ -320,6 +322,8 @@ def print_summary(summary: Summary, console: Console) -> None:
     t.add_row("fused", str(summary.fused))
     t.add_row("dropped", str(summary.dropped) + (f" (B repeated {summary.repeated_b}, skipped {summary.skipped_b})"
                                                  if summary.repeated_b or summary.skipped_b else ""))
+    if summary.reconnects:
+        t.add_row("reconnects", str(summary.reconnects))
     t.add_row("throughput", f"{summary.fps:.2f} FPS over {summary.seconds:.1f} s")
     for k, v in summary.latency_ms.items():
         t.add_row(f"latency {k}", f"mean {v['mean']:.1f} ms, p95 {v['p95']:.1f} ms")
