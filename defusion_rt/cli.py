@@ -105,6 +105,20 @@ def _cmd_bench(args) -> None:
     from .bench.matrix import print_table
     console = Console(width=150)
     folder = Path(args.out_dir)
+    if args.profile:
+        from .bench.matrix import device_slug_for, profile
+        engine, _, precision = args.profile.partition(":")
+        w, _, h = args.sizes.split(",")[0].partition("x")
+        text = profile(BenchSettings(device=args.device, weights=args.weights), engine, precision or "fp32",
+                       (int(w), int(h)))
+        import torch
+        dev = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        path = folder / f"profile_{device_slug_for(dev)}_{engine}_{precision or 'fp32'}_{w}x{h}.txt"
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        console.print(text)
+        console.print(f"profile: {path}")
+        return
     if not args.report_only:
         def parse_size(text: str) -> tuple[int, int]:
             w, _, h = text.lower().partition("x")
@@ -236,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="save to this file instead")
     b.add_argument("--readme", help="regenerate the performance table in this README from all saved results")
     b.add_argument("--report-only", action="store_true", help="only the plot and README table from saved results")
+    b.add_argument("--profile", help="ENGINE:PRECISION (eager-nchw for the NCHW reference): profile one forward "
+                                     "pass at the first --sizes entry and save the operator table")
     b.set_defaults(func=_cmd_bench)
     w = sub.add_parser("web", help="a browser page to fuse an uploaded image pair")
     w.add_argument("--host", default="127.0.0.1")

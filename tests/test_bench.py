@@ -33,3 +33,14 @@ def test_bench_writes_records_telemetry_and_the_readme_table(tmp_path, tiny_mode
     text = readme.read_text()
     assert "old" not in text and "| eager | fp32 | 64x48 |" in text and text.endswith("tail\n")
     assert markdown_table(load_results(out)).count("\n") == len(timed) + 2
+
+
+def test_bench_profile_writes_the_operator_table(tmp_path, tiny_model):
+    from defusion_rt.model import export_weights
+    weights = export_weights(tiny_model, tmp_path / "w.pt")
+    p = subprocess.run([sys.executable, "-m", "defusion_rt", "bench", "--device", "cpu", "--profile", "eager-nchw:fp32",
+                        "--sizes", "48x32", "--weights", str(weights), "--out-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-1500:]
+    (table,) = tmp_path.glob("profile_*_eager-nchw_fp32_48x32.txt")
+    assert "aten::" in table.read_text() and "convolution" in table.read_text()

@@ -237,6 +237,31 @@ def stream_overlap(best: dict, model, device, s: BenchSettings, frames: int = 12
     return out
 
 
+def profile(s: BenchSettings, engine_name: str, precision: str, size: tuple[int, int], rows: int = 30) -> str:
+    """torch.profiler table of one forward pass (after a warm-up call), sorted by self time per operator."""
+    device = torch.device(s.device if s.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = create_model(weights=s.weights, pretrained=s.weights is None)
+    engine = create_engine(engine_name, str(device), precision, model=model,
+                           **({"channels_last": False} if engine_name == "eager-nchw" else {})) \
+        if engine_name != "eager-nchw" else EagerEngine(model, device, precision, channels_last=False)
+    a, b = _frame(size, device)
+    engine(a, b)
+    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.profiler.profile(activities=acts) as prof:
+        engine(a, b)
+        _sync(device)
+    head = (f"profile: {engine_name} {precision} {size[0]}x{size[1]} (input {tuple(a.shape)}) on {device_slug_for(device)}, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return head + prof.key_averages().table(sort_by=sort, row_limit=rows)
+
+
+def device_slug_for(device: torch.device) -> str:
+    m = machine()
+    name = m["gpu"]["name"] if device.type == "cuda" and "gpu" in m else f"{m['cpu']}-{m['cpu_cores']}c"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def device_slug(result: dict) -> str:
     m = result["machine"]
     name = m["gpu"]["name"] if result["device"] == "cuda" and "gpu" in m else f"{m['cpu']}-{m['cpu_cores']}c"
