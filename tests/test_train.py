@@ -45,10 +45,27 @@ def test_resume_continues_exactly(image_folder, tmp_path):
     straight = train(str(image_folder), tiny(), tmp_path / "a")
     half = train(str(image_folder), tiny(), tmp_path / "b", stop_after=1)  # off the checkpoint grid
     assert torch.load(half / "checkpoint.pt", weights_only=True)["iteration"] == 1
+    with (half / "log.csv").open("a") as fh:  # a row written after the checkpoint, then a crash
+        fh.write("2,0.001,1,1,1,1,0,0,0,1,0\n")
     train(str(image_folder), tiny(), half, resume=True)
+    assert [int(r["iteration"]) for r in csv.DictReader((half / "log.csv").open())] == [1, 2, 3, 4]
     sa = torch.load(straight / "checkpoint.pt", weights_only=True)["state_dict"]
     sb = torch.load(half / "checkpoint.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_dead_relu_head_still_gets_a_gradient(image_folder):
+    from defusion_rt.train.data import CUDDataset, batch_targets
+    from defusion_rt.train import LossSchedule, cud_loss
+    from defusion_rt.model import create_model
+    s = tiny()
+    model = create_model(width=0.25)
+    with torch.no_grad():
+        model.head_fused[0].bias.fill_(-1e4)  # the fused head outputs 0 everywhere after its ReLU
+    batch = torch.utils.data.default_collate([CUDDataset(str(image_folder), s)[i] for i in range(2)])
+    out = model(batch["view_a"], batch["view_b"], activate=False)
+    cud_loss(out, batch_targets(batch), batch["clean"], 10**6, LossSchedule(s.loss)).get("total").backward()
+    assert model.head_fused[0].weight.grad.abs().sum() > 0
 
 
 def test_empty_or_missing_folder_is_a_clear_error(tmp_path):

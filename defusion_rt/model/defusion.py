@@ -102,10 +102,13 @@ class DeFusion(nn.Module):
         e_u = self.unique_decoder([torch.cat([fc0, fc0], 0), f3], [f2], [f1], s)
         return e_c, e_u[:n], e_u[n:]
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> Decomposition:
+    def forward(self, a: torch.Tensor, b: torch.Tensor, activate: bool = True) -> Decomposition:
+        """activate=False returns the heads' pre-ReLU outputs: training takes its losses there, so a head
+        pushed below zero everywhere still gets a gradient (a dead ReLU head never recovers)."""
         e_c, e_ua, e_ub = self.embed(a, b)
-        return Decomposition(self.head_common(e_c), self.head_unique(e_ua), self.head_unique(e_ub),
-                             self.head_fused(e_c + e_ua + e_ub))
+        heads = [(self.head_common, e_c), (self.head_unique, e_ua), (self.head_unique, e_ub),
+                 (self.head_fused, e_c + e_ua + e_ub)]
+        return Decomposition(*(h(e) if activate else h[0](e) for h, e in heads))
 
 
 class FusedOnly(nn.Module):

@@ -44,8 +44,11 @@ def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if cpu_bf16 else None
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the workers
+def _ignore_signals(_worker_id: int) -> None:
+    # The main process handles Ctrl-C and SIGTERM (also when sent to the whole process group), saves a checkpoint
+    # and stops the workers itself; a worker dying first would crash the run without one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _StopFlag:
@@ -133,7 +136,7 @@ def train(data: str, settings: Settings, out: Path, resume: bool = False, iterat
     amp = _amp_dtype(tr.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     loader = DataLoader(dataset, batch_size=tr.batch, sampler=RangeSampler(start, tr.iterations, tr.batch, rank, world),
-                        num_workers=tr.workers, worker_init_fn=_ignore_sigint, pin_memory=device.type == "cuda",
+                        num_workers=tr.workers, worker_init_fn=_ignore_signals, pin_memory=device.type == "cuda",
                         drop_last=True, persistent_workers=False)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -141,6 +144,12 @@ def train(data: str, settings: Settings, out: Path, resume: bool = False, iterat
         (out / "config.yaml").write_text(yaml.safe_dump(settings.to_dict(), sort_keys=False))
     log_path = out / "log.csv"
     new_log = not (resume and log_path.is_file())
+    if lead and not new_log:  # rows logged after the checkpoint were lost with the crash: drop them
+        rows = [r for r in csv.DictReader(log_path.open()) if int(r["iteration"]) <= start]
+        with log_path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, LOG_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
     log_file = log_path.open("w" if new_log else "a", newline="") if lead else None
     writer = csv.DictWriter(log_file, LOG_FIELDS) if lead else None
     if lead and new_log:
@@ -172,7 +181,7 @@ def train(data: str, settings: Settings, out: Path, resume: bool = False, iterat
                     a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
                 ctx = torch.autocast(device.type, dtype=amp) if amp else nullcontext()
                 with ctx:
-                    out_ = net(a, b)
+                    out_ = net(a, b, activate=False)  # losses on pre-ReLU outputs (see DeFusion.forward)
                 terms = cud_loss(type(out_)(*(t.float() for t in out_)), batch_targets(batch), batch["clean"],
                                  it, schedule)
                 opt.zero_grad(set_to_none=True)
