@@ -53,6 +53,7 @@ class TrainSettings:
     iterations: int = 637500         # 51 epochs x 12,500 iterations in the paper
     lr_milestones: list = field(default_factory=lambda: [0.196, 0.392, 0.588, 0.784])  # fractions of iterations
     lr_gamma: float = 0.5
+    warmup: int = 0                  # iterations of linear learning-rate warm-up (0 in the paper)
     schedule_scale: float = 1.0      # scales the loss milestones so a short run keeps the paper's shape
     jitter: list = field(default_factory=lambda: [0.1, 1.0])       # brightness/contrast/saturation factor range
     crop_scale: list = field(default_factory=lambda: [0.08, 1.0])  # area fraction range of the random crop

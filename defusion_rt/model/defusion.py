@@ -14,12 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import head, init_he_fan_out, make_layer
+from .layers import Bottleneck, head, init_he_fan_out, make_layer
 
 
 @dataclass(frozen=True)
 class DeFusionConfig:
     width: float = 1.0  # multiplies every layer's width; 1.0 is the paper's network (7,874,473 parameters)
+    # Zero the last 1x1 conv of every residual branch at initialisation, so each block starts as its shortcut
+    # (SkipInit/"zero-gamma"). Without normalisation layers the He init alone made activations grow to ~400 at the
+    # output and our CPU run collapsed to constant outputs (dead ReLUs); the trained topology is unchanged.
+    zero_init_residual: bool = True
 
     def ch(self, planes: int) -> int:
         """Scaled width, kept even so the radix-2 grouped conv splits evenly."""
@@ -90,6 +94,10 @@ class DeFusion(nn.Module):
         emb = c(4) * 4                                                       # 16-channel embeddings
         self.head_common, self.head_unique, self.head_fused = head(emb), head(emb), head(emb)
         init_he_fan_out(self)
+        if cfg.zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.conv3.weight)
 
     def embed(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three 16-channel embeddings (common, unique a, unique b) at input resolution."""

@@ -123,13 +123,15 @@ def train(data: str, settings: Settings, out: Path, resume: bool = False, iterat
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=tr.lr, betas=(0.9, 0.999))
     milestones = [int(f * tr.iterations) for f in tr.lr_milestones]
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, tr.lr_gamma)
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then x gamma at each milestone
+        return min(1.0, (step + 1) / tr.warmup if tr.warmup else 1.0) * tr.lr_gamma ** sum(step >= m for m in milestones)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     start = 0
     if state is not None:
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        sched.milestones = type(sched.milestones)(milestones)  # --iterations may have stretched the run
+        sched.load_state_dict(state["scheduler"])  # the factor is recomputed: --iterations may stretch the run
         start = state["iteration"]
     net = DistributedDataParallel(model) if world > 1 else model
     schedule = LossSchedule(settings.loss, tr.schedule_scale)
