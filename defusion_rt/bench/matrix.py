@@ -118,9 +118,10 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
                 out = engine(a1, b1)
                 rec["rel_err_vs_fp32"] = rel_err(out, ref)
                 rec["finite"] = bool(torch.isfinite(out).all())
-            except UserError as err:
-                console.print(f"[yellow]skip {name} {precision} {w}x{h}: {err}")
-                records.append(dict(rec, skipped=str(err)))
+            except Exception as err:  # one engine failing to build must not end the matrix
+                msg = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {str(err)[:200]}"
+                console.print(f"[yellow]skip {name} {precision} {w}x{h}: {msg}")
+                records.append(dict(rec, skipped=msg))
                 continue
             for batch in s.batches:
                 a, b = a1.expand(batch, -1, -1, -1).contiguous(), b1.expand(batch, -1, -1, -1).contiguous()

@@ -109,7 +109,11 @@ class CompileEngine(CompiledEngine):
         self.mode = "reduce-overhead" if (cudagraphs if cudagraphs is not None else device.type == "cuda") else None
 
     def build(self, shape):
+        import torch._dynamo
         import torch._inductor.config as inductor
+        # Every engine and shape compiles the same forward code once; dynamo's default limit of 8 would stop a
+        # long-running process (or the benchmark matrix) with a hard error.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
         fn = torch.compile(self.module, mode=self.mode, dynamic=False, fullgraph=True)
         with torch.no_grad(), inductor.patch(freezing=True):  # weights as constants: oneDNN prepacks convs
             fn(*self.example(shape))  # compile now, not on the first real frame
