@@ -87,5 +87,6 @@ def make_handler(engine, max_bytes: int = 40 * 2**20):
 def serve(engine, host: str = "127.0.0.1", port: int = 8080) -> HTTPServer:
     try:
         return HTTPServer((host, port), make_handler(engine))
-    except OSError as err:
-        raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from None
+    except (OSError, OverflowError) as err:
+        why = getattr(err, "strerror", None) or str(err)
+        raise UserError(f"cannot listen on {host}:{port} ({why}); choose another --port") from None

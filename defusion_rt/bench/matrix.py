@@ -93,6 +93,8 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
         model = create_model(weights=s.weights, pretrained=s.weights is None)
         weights = s.weights or "shipped"
     except UserError:
+        if s.weights:  # a bad --weights file is the user's error, not a reason to time random weights
+            raise
         torch.manual_seed(0)
         model, weights = create_model(), "random (no weights found)"
     sampler = GpuSampler()
