@@ -43,7 +43,7 @@ def main() -> None:
     p.add_argument("--weights")
     p.add_argument("--methods", default="defusion,average,max,laplacian")
     p.add_argument("--json", default="benchmarks/evaluation/synthetic_multifocus.json")
-    p.add_argument("--sheet", default="benchmarks/evaluation/synthetic_multifocus.png")
+    p.add_argument("--sheet", default="benchmarks/evaluation/synthetic_multifocus.jpg")
     args = p.parse_args()
     from rich.console import Console
     with tempfile.TemporaryDirectory() as tmp:

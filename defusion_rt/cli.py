@@ -16,16 +16,24 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 def _cmd_train(args) -> None:
     from .config import load_settings
     from .train import train
-    settings = load_settings(args.config)
+    from .train.validate import load_set
+    settings = load_settings(args.config) if args.config or not args.resume else None
     out = Path(args.out) if args.out else Path("runs") / "train"
-    train(args.data, settings, out, resume=args.resume, iterations=args.iterations, stop_after=args.stop_after)
+    if args.adapt and args.data:
+        raise UserError("--data is for CUD training; with --adapt give the pairs as --a DIR --b DIR")
+    if (args.a or args.b) and not args.adapt:
+        raise UserError("--a/--b give image pairs for --adapt; add --adapt ir-vis, or use --data for CUD")
+    adapt = dict(task=args.adapt, a=args.a or [], b=args.b or []) if args.adapt else None
+    val = [load_set(task, a, b, args.val_pairs) for task, a, b in args.val or []]
+    train(args.data, settings, out, resume=args.resume, iterations=args.iterations, stop_after=args.stop_after,
+          minutes=args.minutes, init=args.init, adapt=adapt, validation=val, val_every=args.val_every)
 
 
 def _cmd_fuse(args) -> None:
     from .engines import create_engine
     from .fuse import Fuser, fuse_paths
     from .model import create_model
-    model = create_model(args.model, weights=args.weights, pretrained=args.weights is None)
+    model = create_model(args.model, weights=args.weights, pretrained=args.weights is None, task=args.task)
     engine = create_engine("eager", args.device, args.precision, model=model)
     fuser = Fuser(engine, args.task, colour=args.colour)
     written = fuse_paths(fuser, args.a, args.b, args.output, resize=args.resize,
@@ -129,13 +137,13 @@ def _cmd_bench(args) -> None:
                           sizes=[parse_size(x) for x in args.sizes.split(",")],
                           batches=[int(b) for b in args.batch.split(",")], budget_s=args.budget,
                           weights=args.weights, e2e_frames=args.e2e_frames,
-                          e2e=tuple(args.e2e.split(",")) if args.e2e else None)
+                          e2e=tuple(args.e2e.split(",")) if args.e2e else None, partial=args.json)
         result = run_matrix(s, console)
         print_table(result, console)
         path = Path(args.json) if args.json else save(result, folder)
         if args.json:
             import json
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)  # replaces the partial file written during the run
             path.write_text(json.dumps(result, indent=1))
         console.print(f"results: {path}")
     results = load_results(folder)
@@ -148,8 +156,11 @@ def _cmd_bench(args) -> None:
 def _cmd_web(args) -> None:
     from .engines import create_engine
     from .web import serve
-    engine = create_engine("eager", args.device, args.precision, weights=args.weights)
-    server = serve(engine, args.host, args.port)
+    from functools import lru_cache
+    engine_for = lru_cache(maxsize=None)(lambda task: create_engine("eager", args.device, args.precision,
+                                                                    weights=args.weights, task=task))
+    engine_for("ir-vis")  # load at start-up: a bad --weights file fails here, not on the first request
+    server = serve(engine_for, args.host, args.port)
     print(f"defusion-rt web on http://{args.host}:{server.server_port}/ (Ctrl-C stops)")
     try:
         server.serve_forever()
@@ -162,8 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
                                 "with DeFusion (ECCV 2022).")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="self-supervised CUD training on a folder of images")
-    t.add_argument("--data", required=True, help="folder of images (searched recursively)")
+    t = sub.add_parser("train", help="self-supervised CUD training on folders of images, or fusion-loss "
+                                     "adaptation on image pairs (--adapt)")
+    t.add_argument("--data", action="append", help="folder of images, searched recursively (repeatable)")
+    t.add_argument("--adapt", choices=["ir-vis"], help="adapt weights with fusion losses on the pairs in --a/--b "
+                                                      "instead of CUD (start from --init WEIGHTS)")
+    t.add_argument("--a", action="append", help="--adapt: folder of first sources (IR), repeatable")
+    t.add_argument("--b", action="append", help="--adapt: folder of second sources (visible), same names as --a")
+    t.add_argument("--init", help="start from this weight file (fresh optimiser and warm-up), e.g. the shipped "
+                                  "weights, to continue them or adapt them to your own data")
+    t.add_argument("--minutes", type=float, help="wall-clock budget: the run's length, learning-rate steps and "
+                                                 "loss milestones are fitted to it after a short warm-up")
+    t.add_argument("--val", nargs=3, action="append", metavar=("TASK", "A_DIR", "B_DIR"),
+                   help="validation pairs scored during training into val.csv/val.png (repeatable)")
+    t.add_argument("--val-every", type=float, default=5.0, help="minutes between validations (default 5)")
+    t.add_argument("--val-pairs", type=int, default=8, help="pairs per validation set, spread evenly (default 8)")
     t.add_argument("--config", help="YAML settings (default: built-in, as configs/defusion.yaml)")
     t.add_argument("--out", help="run folder for checkpoints, log and weights (default runs/train)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -178,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--task", default="ir-vis", help="ir-vis | multi-exposure | multi-focus (default ir-vis)")
     f.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
     f.add_argument("--model", default="defusion", help="model variant (default defusion)")
-    f.add_argument("--weights", help="weight file (default: the weights shipped in the package)")
+    f.add_argument("--weights", help="weight file (default: the shipped weights for the task)")
     f.add_argument("--device", default="auto", help="cpu | cuda | auto")
     f.add_argument("--precision", default="fp32", help="fp32 | fp16 (CUDA) | bf16")
     f.add_argument("--resize", action="store_true", help="resize B to A when their sizes differ")
@@ -190,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--b", required=True, help="folder of second sources, same file names")
     e.add_argument("--gt", help="folder of ground-truth images (adds PSNR and SSIM_ref)")
     e.add_argument("--methods", default="defusion,average,max,laplacian",
-                   help="comma-separated: defusion, average, max, laplacian, mertens (empty: only --fused)")
+                   help="comma-separated: defusion (the task's default weights), defusion-cud (the CUD weights), "
+                        "average, max, laplacian, mertens (empty: only --fused)")
     e.add_argument("--fused", action="append", help="NAME=DIR of fused images from another tool (repeatable)")
     e.add_argument("--weights", help="network weights (default: shipped)")
     e.add_argument("--device", default="auto")

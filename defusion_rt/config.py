@@ -55,6 +55,7 @@ class TrainSettings:
     lr_gamma: float = 0.5
     warmup: int = 0                  # iterations of linear learning-rate warm-up (0 in the paper)
     schedule_scale: float = 1.0      # scales the loss milestones so a short run keeps the paper's shape
+    recon_full_at: float = 0.3       # with --minutes: fraction of the run where the reconstruction term is full
     jitter: list = field(default_factory=lambda: [0.1, 1.0])       # brightness/contrast/saturation factor range
     crop_scale: list = field(default_factory=lambda: [0.08, 1.0])  # area fraction range of the random crop
     amp: str = "auto"                # auto | bf16 | fp16 | off
@@ -63,6 +64,14 @@ class TrainSettings:
     log_every: int = 10              # iterations between CSV log rows
     checkpoint_every: int = 500      # iterations between checkpoints
     seed: int = 1
+
+
+@dataclass
+class AdaptSettings:
+    """Fusion-loss adaptation (`train --adapt ir-vis`): unsupervised losses against the two sources, no ground truth."""
+    intensity: float = 1.0           # weight of L1(F, max(A, B)): keep the brighter (hotter) source's intensity
+    gradient: float = 1.0            # weight of L1(|grad F|, max(|grad A|, |grad B|)) on Sobel magnitudes
+    crop_scale: list = field(default_factory=lambda: [0.25, 1.0])  # area fraction range of the shared random crop
 
 
 @dataclass
@@ -79,6 +88,7 @@ class Settings:
     cud: CUDSettings = field(default_factory=CUDSettings)
     loss: LossSettings = field(default_factory=LossSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
+    adapt: AdaptSettings = field(default_factory=AdaptSettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
 
     def to_dict(self) -> dict:

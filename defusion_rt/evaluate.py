@@ -23,10 +23,11 @@ from .errors import UserError
 from .fuse import Fuser, pair_folders
 from .imageio import list_images, read_image, to_uint8, try_read
 from .metrics import SUMMED, metric_names, score
+from .model import default_weights
 from .tasks import check_task
 
 CONVENTIONS = ("grey BT.601 luma on 0-255; MI (nats), VIF and SSIM are sums over (A,F)+(B,F) - halve them for "
-               "the per-source mean; SSIM: 11x11 Gaussian window, sigma 1.5, L=255; EN in bits")
+               "the per-source mean; AG, Qabf and SSIM as the evaluator published with CDDFuse computes them; EN in bits")
 
 
 @dataclass
@@ -56,12 +57,14 @@ class Report:
 def _methods(names: list[str], weights: str | None, device: str, precision: str, task: str) -> dict:
     fusers = {}
     for name in names:
-        if name == "defusion":
-            engine = create_engine("eager", device, precision, weights=weights)
+        if name == "defusion":  # --weights, else the task's shipped default
+            engine = create_engine("eager", device, precision, weights=weights, task=task)
+        elif name == "defusion-cud":  # the shipped CUD weights, whatever the task's default
+            engine = create_engine("eager", device, precision, weights=str(default_weights()))
         elif name in CLASSICAL:
             engine = create_engine(name, device)
         else:
-            raise UserError(f"unknown method '{name}'; choose from defusion, {', '.join(CLASSICAL)}")
+            raise UserError(f"unknown method '{name}'; choose from defusion, defusion-cud, {', '.join(CLASSICAL)}")
         fusers[name] = Fuser(engine, task)
     return fusers
 
@@ -81,7 +84,7 @@ def contact_sheet(rows: list[list[tuple[str, np.ndarray]]], path: Path, height: 
     width = max(s.shape[1] for s in strips)
     sheet = np.concatenate([np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in strips])
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])  # .jpg: compact
     return path
 
 

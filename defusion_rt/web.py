@@ -15,7 +15,7 @@ import numpy as np
 from .errors import UserError
 from .fuse import Fuser
 from .imageio import to_uint8
-from .tasks import TASKS, match_sizes
+from .tasks import TASKS, check_task, match_sizes
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>defusion-rt</title>
 <style>body{font-family:sans-serif;max-width:900px;margin:2em auto}img{max-width:100%}label{display:block;margin:.5em 0}</style>
@@ -44,6 +44,9 @@ def _decode(data: bytes, name: str) -> np.ndarray:
 
 
 def make_handler(engine, max_bytes: int = 40 * 2**20):
+    """`engine`: an Engine for every task, or a function task -> Engine (each task's own shipped weights)."""
+    engine_for = engine if callable(engine) and not hasattr(engine, "device") else (lambda task: engine)
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *args):  # quiet: one line per request is noise for a local tool
             pass
@@ -75,7 +78,7 @@ def make_handler(engine, max_bytes: int = 40 * 2**20):
                 task = (fields.get("task") or b"ir-vis").decode()
                 a = _decode(fields["a"], "a")
                 b = match_sizes(a, _decode(fields["b"], "b"), resize=False)
-                fused = Fuser(engine, task, colour=bool(fields.get("colour")))(a, b)
+                fused = Fuser(engine_for(check_task(task)), task, colour=bool(fields.get("colour")))(a, b)
                 ok, png = cv2.imencode(".png", cv2.cvtColor(to_uint8(fused), cv2.COLOR_RGB2BGR))
                 self._send(200, png.tobytes(), "image/png")
             except UserError as err:

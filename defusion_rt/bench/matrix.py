@@ -30,6 +30,7 @@ from .telemetry import GpuSampler, machine
 @dataclass
 class BenchSettings:
     device: str = "cpu"
+    # An entry ENGINE runs at every precision; ENGINE:PRECISION at that one only (builds are slow: choose).
     engines: list = field(default_factory=lambda: ["eager", "torchscript", "compile", "export", "onnx"])
     precisions: list = field(default_factory=lambda: ["fp32", "bf16"])
     sizes: list = field(default_factory=lambda: [(256, 256), (640, 480), (1280, 720)])
@@ -39,6 +40,7 @@ class BenchSettings:
     weights: str | None = None     # default: shipped weights (random weights when none are shipped)
     e2e_frames: int = 60
     e2e: tuple | None = None       # (source A, source B) for the end-to-end run
+    partial: str | None = None     # rewrite this JSON after every record, so a run cut short keeps its results
 
 
 def _sync(device):
@@ -105,7 +107,8 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
         baseline = EagerEngine(model, device, "fp32", channels_last=False)  # the reference: fp32, NCHW
         ref = baseline(a1, b1)
         configs = [("eager", "fp32", baseline, "contiguous")] + \
-            [(e, p, None, "channels_last") for e in s.engines for p in s.precisions]
+            [(e.partition(":")[0], p, None, "channels_last") for e in s.engines
+             for p in ([e.partition(":")[2]] if ":" in e else s.precisions)]
         for name, precision, engine, fmt in configs:
             rec = dict(engine=name, precision=precision, device=device.type, width=w, height=h,
                        input_shape=list(a1.shape[-2:]), memory_format=fmt, baseline=engine is baseline)
@@ -139,6 +142,7 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
                          latency_ms_p95=round(float(np.percentile(times, 95)), 3), runs=len(times),
                          fps=round(1000 * batch / med, 3), peak_mem_mb=round(_peak_mb(device), 1))
                 records.append(r)
+                _save_partial(s, device, weights, records)
                 console.print(f"{name:12s} {precision:5s} {w}x{h} b{batch}: {r['fps']:9.2f} FPS, median "
                               f"{med:9.2f} ms, err {rec['rel_err_vs_fp32']:.2e}")
     _add_speedups(records)
@@ -152,6 +156,15 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
             result["stream_overlap"] = stream_overlap(best, model, device, s)
     result["gpu_telemetry"] = sampler.stop()
     return result
+
+
+def _save_partial(s: BenchSettings, device, weights: str, records: list[dict]) -> None:
+    if s.partial:
+        tmp = Path(s.partial).with_suffix(".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(dict(partial=True, weights=weights, machine=machine(), device=device.type,
+                                       records=records), indent=1))
+        tmp.replace(s.partial)
 
 
 def _add_speedups(records: list[dict]) -> None:

@@ -11,8 +11,9 @@ NETWORK_ENGINES = ["eager", *COMPILED]
 
 
 def create_engine(name: str = "eager", device: str = "auto", precision: str = "fp32", model=None,
-                  weights: str | None = None, model_name: str = "defusion", **options) -> Engine:
-    """Build engine `name`; network engines load `model`, or `weights`, or the shipped default weights."""
+                  weights: str | None = None, model_name: str = "defusion", task: str | None = None,
+                  **options) -> Engine:
+    """Build engine `name`; network engines load `model`, or `weights`, or the shipped default weights for `task`."""
     dev = resolve_device(device)
     if name in CLASSICAL:
         return CLASSICAL[name](dev, precision)
@@ -20,7 +21,7 @@ def create_engine(name: str = "eager", device: str = "auto", precision: str = "f
         raise UserError(f"unknown engine '{name}'; choose one of: {', '.join(NETWORK_ENGINES + list(CLASSICAL))}")
     if model is None:
         from ..model import create_model
-        model = create_model(model_name, weights=weights, pretrained=weights is None)
+        model = create_model(model_name, weights=weights, pretrained=weights is None, task=task)
     if name == "eager":
         return EagerEngine(model, dev, precision, **options)
     return COMPILED[name](model, dev, precision, **options)

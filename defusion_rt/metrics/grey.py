@@ -13,8 +13,9 @@ def to_grey255(img: np.ndarray) -> np.ndarray:
     img = np.asarray(img)
     if img.dtype != np.uint8:
         img = np.clip(np.rint(img.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.shape[2] == 3 else img[..., 0]
+    if img.ndim == 3:  # weighted in float, then rounded: the published evaluator's reading of a colour file
+        img = (np.rint(cv2.cvtColor(img.astype(np.float32), cv2.COLOR_RGB2GRAY)) if img.shape[2] == 3
+               else img[..., 0])
     return img.astype(np.float64)
 
 

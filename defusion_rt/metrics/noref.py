@@ -1,8 +1,15 @@
-"""No-reference fusion metrics of a fused image F given sources A and B (VIFB/MEFB/CDDFuse conventions).
+"""No-reference fusion metrics of a fused image F given sources A and B, in the published tables' convention.
 
+Most IR-visible papers since 2022 report values made by the evaluator published with CDDFuse; these functions
+follow its choices (checked against its values in tests/test_metrics.py, from ../shared/docs/metric-reference.md):
+- AG: central differences (one-sided at the borders) over the full image;
+- Qabf: Sobel by zero-padded 'same' filtering in float32 (the border becomes an edge every image keeps), edge
+  angle pi/2 where the x-gradient is 0;
+- SSIM: 7x7 uniform window, sample covariance, constants for a data range of 2 (scikit-image 0.19's defaults on
+  float input), mean over the image less a 3-pixel border.
 Inputs are grey [0, 255] float arrays (see grey.py). Two-source metrics MI, SSIM and VIF are *sums* over (A,F)
-and (B,F), the convention of published tables (so SSIM is near 1 and can exceed it); divide by 2 for the
-per-source mean. MI is in nats (natural log) on 256-level joint histograms; EN is in bits.
+and (B,F) (so SSIM is near 1 and can exceed it); divide by 2 for the per-source mean. MI is in nats (natural
+log) on 256-level joint histograms; EN is in bits.
 """
 from __future__ import annotations
 
@@ -36,9 +43,8 @@ def spatial_frequency(f: np.ndarray) -> float:
 
 
 def average_gradient(f: np.ndarray) -> float:
-    """AG: mean of sqrt((dx^2 + dy^2) / 2) with forward differences over the (H-1)x(W-1) grid."""
-    dx = f[:-1, 1:] - f[:-1, :-1]
-    dy = f[1:, :-1] - f[:-1, :-1]
+    """AG: mean of sqrt((dx^2 + dy^2) / 2), central differences / 2 inside and one-sided at the borders."""
+    dy, dx = np.gradient(f)
     return float(np.mean(np.sqrt((dx ** 2 + dy ** 2) / 2)))
 
 
@@ -50,8 +56,23 @@ def mutual_information(x: np.ndarray, f: np.ndarray) -> float:
     return float((joint[nz] * np.log(joint[nz] / (px @ pf)[nz])).sum())
 
 
-def ssim(x: np.ndarray, y: np.ndarray, data_range: float = 255.0) -> float:
-    """Mean SSIM (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, valid region."""
+def ssim(x: np.ndarray, y: np.ndarray, data_range: float = 2.0, win: int = 7) -> float:
+    """Mean SSIM as the published tables compute it: uniform win x win window, sample covariance, K1 0.01,
+    K2 0.03 with data_range 2 (so the constants barely matter on 0-255 images), border of win // 2 left out."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    n = win * win
+    box = lambda img: cv2.blur(img, (win, win), borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    mx, my = box(x), box(y)
+    cov = n / (n - 1)
+    sxx, syy, sxy = cov * (box(x * x) - mx * mx), cov * (box(y * y) - my * my), cov * (box(x * y) - mx * my)
+    smap = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    r = win // 2
+    return float(smap[r:-r, r:-r].mean())
+
+
+def ssim_gaussian(x: np.ndarray, y: np.ndarray, data_range: float = 255.0) -> float:
+    """Mean SSIM of Wang et al. 2004 (11x11 Gaussian, sigma 1.5, L = 255, valid region): the full-reference
+    SSIM against ground truth, where no fusion-table convention applies."""
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mx, my = gaussian_filter(x, 11, 1.5), gaussian_filter(y, 11, 1.5)
     sxx = gaussian_filter(x * x, 11, 1.5) - mx * mx
@@ -61,10 +82,17 @@ def ssim(x: np.ndarray, y: np.ndarray, data_range: float = 255.0) -> float:
     return float(smap.mean())
 
 
+SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32)
+
+
 def _sobel(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    gx = cv2.Sobel(img, cv2.CV_64F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE)
-    gy = cv2.Sobel(img, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE)
-    return np.hypot(gx, gy), np.arctan(gy / (gx + EPS * (gx == 0)))
+    """Edge strength and angle; zero padding and float32 as the published evaluator (see module docstring)."""
+    img = img.astype(np.float32)
+    gx = cv2.filter2D(img, cv2.CV_32F, SOBEL_X, borderType=cv2.BORDER_CONSTANT)
+    gy = cv2.filter2D(img, cv2.CV_32F, SOBEL_X.T, borderType=cv2.BORDER_CONSTANT)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        angle = np.where(gx == 0, np.float32(np.pi / 2), np.arctan(gy / gx))
+    return np.sqrt(gx * gx + gy * gy), angle.astype(np.float32)
 
 
 # Xydeas & Petrovic (2000) sigmoid constants for edge strength (g) and orientation (a) preservation.

@@ -16,14 +16,20 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 VARIANTS: dict[str, dict] = {
     # width 1.0 is the paper's network; pad/multiple are the inference conventions of spec section 4.
-    "defusion": dict(width=1.0, pad=16, multiple=8, weights="defusion.pt"),
+    # `weights` are the CUD weights (every task); `task_weights` replace them for one task where they fuse better.
+    "defusion": dict(width=1.0, pad=16, multiple=8, weights="defusion.pt",
+                     task_weights={"ir-vis": "defusion_ir_vis.pt"}),
     "defusion_lite": dict(width=0.5, pad=16, multiple=8, weights="defusion_lite.pt"),
 }
 
 TRAIN_HINT = "train weights with `defusion-rt train --data DIR` and pass --weights RUN_DIR/model.pt"
 
 
-def default_weights(name: str = "defusion") -> Path:
+def default_weights(name: str = "defusion", task: str | None = None) -> Path:
+    """The shipped weights for `task`: its own file where one is shipped, else the variant's CUD weights."""
+    own = VARIANTS[name].get("task_weights", {}).get(task)
+    if own and (WEIGHTS_DIR / own).is_file():
+        return WEIGHTS_DIR / own
     return WEIGHTS_DIR / VARIANTS[name]["weights"]
 
 
@@ -45,8 +51,8 @@ def _read_weights(path: Path) -> dict:
 
 
 def create_model(name: str = "defusion", weights: str | Path | None = None, width: float | None = None,
-                 pretrained: bool = False) -> DeFusion:
-    """Build variant `name`; load `weights` (a path), or the shipped default weights when `pretrained`.
+                 pretrained: bool = False, task: str | None = None) -> DeFusion:
+    """Build variant `name`; load `weights` (a path), or the shipped default weights (for `task`) when `pretrained`.
 
     The width stored in a weight file wins over the variant's, so a file always builds the network it fits.
     """
@@ -54,7 +60,7 @@ def create_model(name: str = "defusion", weights: str | Path | None = None, widt
         raise UserError(f"unknown model '{name}'; choose one of: {', '.join(list_models())}")
     blob = None
     if weights is None and pretrained:
-        weights = default_weights(name)
+        weights = default_weights(name, task)
         if not weights.is_file():
             raise UserError(f"no default weights shipped at {weights}; {TRAIN_HINT}")
     if weights is not None:

@@ -103,7 +103,8 @@ class Pipeline:
     def _fuser(self) -> Fuser:
         f = self.s.fusion
         if f.method == "defusion":
-            engine = create_engine(f.engine, f.device, f.precision, weights=f.weights or None, model_name=f.model)
+            engine = create_engine(f.engine, f.device, f.precision, weights=f.weights or None, model_name=f.model,
+                                   task=f.task)
         else:
             engine = create_engine(f.method, f.device)
         return Fuser(engine, f.task, colour=f.colour)

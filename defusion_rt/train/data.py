@@ -1,4 +1,4 @@
-"""Training images for CUD: any folder of JPEG/PNG/BMP images, grey or colour, searched recursively.
+"""Training images for CUD: folders of JPEG/PNG/BMP images, grey or colour, searched recursively.
 
 Every sample is a pure function of (seed, global sample number), so a resumed run sees exactly the data the
 uninterrupted run would have, whatever the number of loader workers.
@@ -6,6 +6,7 @@ uninterrupted run would have, whatever the number of loader workers.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -50,18 +51,24 @@ def color_jitter(img: np.ndarray, lo: float, hi: float, rng: np.random.Generator
 class CUDDataset(Dataset):
     """Index = global sample number. Returns clean image, two views, two masks and how many files failed."""
 
-    def __init__(self, root: str, settings: Settings):
-        self.files = list_images(root, recursive=True)
+    def __init__(self, roots: str | list[str], settings: Settings):
+        roots = [roots] if isinstance(roots, (str, bytes)) or not hasattr(roots, "__iter__") else list(roots)
+        self.files = [f for r in roots for f in list_images(r, recursive=True)]
         if not self.files:
-            raise UserError(f"no images (JPEG/PNG/BMP) found under {root}; point --data at a folder of images")
+            raise UserError(f"no images (JPEG/PNG/BMP) found under {', '.join(map(str, roots))}; point --data at "
+                            "a folder of images")
         self.s = settings
 
     def __len__(self) -> int:  # the sampler decides the length; this is one epoch
         return len(self.files)
 
+    @lru_cache(maxsize=2)  # one permutation per epoch, not one per sample
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.s.train.seed, epoch]).permutation(len(self.files))
+
     def _file(self, g: int) -> int:
         epoch, pos = divmod(g, len(self.files))
-        return int(np.random.default_rng([self.s.train.seed, epoch]).permutation(len(self.files))[pos])
+        return int(self._order(epoch)[pos])
 
     def __getitem__(self, g: int) -> dict:
         tr = self.s.train
@@ -73,8 +80,9 @@ class CUDDataset(Dataset):
             if skipped > 20:
                 raise UserError(f"more than 20 unreadable images in a row under {self.files[0].parent}")
             img = try_read(self.files[int(rng.integers(len(self.files)))])
-        img = color_jitter(img, *tr.jitter, rng)
+        # Crop first: jittering the crop costs crop^2 pixels instead of the whole photograph's.
         img = random_resized_crop(img, tr.crop, tuple(tr.crop_scale), rng)
+        img = color_jitter(img, *tr.jitter, rng)
         x = torch.from_numpy(img).permute(2, 0, 1).contiguous()
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         views = make_views(x, self.s.cud, gen)

@@ -1,7 +1,10 @@
-"""`defusion-rt train`: CUD self-supervised training, one file top to bottom (nanoGPT-style).
+"""`defusion-rt train`: one loop for every objective, top to bottom (nanoGPT-style).
 
-Checkpoints hold model, optimiser, scheduler, iteration and the resolved settings; a run stopped by Ctrl-C or
-SIGTERM saves one before it exits and `--resume` continues exactly (data are a function of the iteration).
+The objective is CUD self-supervision on folders of images (pretext.py) or fusion-loss adaptation on image pairs
+(adapt.py); both give a dataset, the network's inputs and the loss terms. Checkpoints hold model, optimiser,
+scheduler, iteration and the resolved settings; a run stopped by Ctrl-C or SIGTERM saves one before it exits and
+`--resume` continues exactly (data are a function of the iteration). `--minutes` turns a wall-clock budget into a
+number of iterations measured after a warm-up, and places the learning-rate steps and loss milestones in it.
 Several GPUs or hosts: launch with `torchrun`; DistributedDataParallel averages gradients.
 """
 from __future__ import annotations
@@ -24,11 +27,13 @@ from ..config import Settings, build
 from ..errors import UserError
 from ..model import create_model, export_weights
 from ..plot import line_plot
-from .data import CUDDataset, RangeSampler, batch_targets
-from .loss import LossSchedule, cud_loss
+from .adapt import FusionObjective
+from .data import RangeSampler
+from .pretext import CUDObjective
+from .validate import Validator
 
-LOG_FIELDS = ["iteration", "lr", "total", "common", "unique_a", "unique_b", "recon", "alpha", "beta",
-              "images_per_s", "skipped"]
+PLAN_AFTER = 20           # --minutes: steps timed before the first estimate of the run's length
+OPEN_ENDED = 10 ** 9      # sampler length while the run's length is still an estimate
 
 
 def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
@@ -83,29 +88,65 @@ def _replicas_in_sync(model: torch.nn.Module) -> bool:
     return all(torch.equal(gathered[0], g) for g in gathered[1:])
 
 
-def _plot_log(log_path: Path, png: Path) -> None:
+def _plot_log(log_path: Path, png: Path, terms: tuple[str, ...], title: str) -> None:
     rows = list(csv.DictReader(log_path.open()))
     if not rows:
         return
     its = [int(r["iteration"]) for r in rows]
-    series = {k: (its, [float(r[k]) for r in rows]) for k in ["total", "common", "unique_a", "unique_b", "recon"]}
-    line_plot(series, png, "CUD training loss (batch-summed L1)", "iteration", "loss", log_y=True)
+    series = {k: (its, [float(r[k]) for r in rows]) for k in ["total", *terms]}
+    line_plot(series, png, title, "iteration", "loss", log_y=True)
 
 
-def train(data: str, settings: Settings, out: Path, resume: bool = False, iterations: int | None = None,
-          stop_after: int | None = None) -> Path:
-    """Train; `stop_after` ends this invocation after that many steps with a checkpoint (resume later)."""
+def _resumed_settings(state: dict, given: Settings | None) -> Settings:
+    """The checkpoint's settings; a --config that differs from them (other than the run length) is an error."""
+    saved = build(Settings, state["settings"])
+    if given is not None:
+        flat = lambda d, p="": {f"{p}{k}": v for key, sub in d.items()  # noqa: E731
+                                for k, v in (flat(sub, f"{key}.").items() if isinstance(sub, dict) else [(key, sub)])}
+        a, b = flat(saved.to_dict()), flat(given.to_dict())
+        differ = [k for k in a if a[k] != b.get(k) and k not in ("train.iterations", "train.schedule_scale")]
+        if differ:
+            raise UserError(f"--config differs from the run being resumed in {', '.join(differ[:4])}"
+                            f"{' ...' if len(differ) > 4 else ''}; drop --config to resume with the run's own "
+                            "settings, or start a new run with --out")
+    return saved
+
+
+def make_objective(data: list[str] | None, settings: Settings, adapt: dict | None):
+    if adapt:
+        return FusionObjective(adapt["task"], adapt["a"], adapt["b"], settings)
+    if not data:
+        raise UserError("give --data DIR (CUD training) or --adapt TASK --a DIR --b DIR (fusion-loss adaptation)")
+    return CUDObjective(data, settings)
+
+
+def train(data: str | list[str] | None, settings: Settings | None, out: Path, resume: bool = False,
+          iterations: int | None = None, stop_after: int | None = None, minutes: float | None = None,
+          init: str | Path | None = None, adapt: dict | None = None, validation: list | None = None,
+          val_every: float = 5.0) -> Path:
+    """Train; `stop_after` ends this invocation after that many steps with a checkpoint (resume later).
+
+    data: image folder(s) for CUD; adapt: dict(task, a=[dirs], b=[dirs]) for fusion-loss adaptation instead.
+    minutes: wall-clock budget of this invocation. init: weight file to start from (fresh optimiser and warm-up).
+    validation: ValSets scored every `val_every` minutes into val.csv / val.png.
+    """
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     state = None
     if resume:
         if not ckpt_path.is_file():
             raise UserError(f"nothing to resume: {ckpt_path} does not exist; drop --resume to start a new run")
+        if init:
+            raise UserError("--init starts a new run from weights; drop it when you --resume")
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        settings = build(Settings, state["settings"])  # the run's own settings, not the defaults
+        settings = _resumed_settings(state, settings)
+    settings = settings or Settings()
+    if isinstance(data, (str, Path)):
+        data = [str(data)]
     if iterations:
         settings.train.iterations = iterations
     tr = settings.train
+    objective = make_objective(data, settings, adapt)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -115,17 +156,21 @@ def train(data: str, settings: Settings, out: Path, resume: bool = False, iterat
     device = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
     lead = rank == 0
 
-    dataset = CUDDataset(data, settings)
     torch.manual_seed(tr.seed)
-    width = settings.model.width if settings.model.width != 1.0 else None
-    model = create_model(settings.model.name, width=width).to(device).train()
+    if init:
+        model = create_model(settings.model.name, weights=init).train()  # the file's width wins
+        settings.model.width = model.cfg.width
+    else:
+        width = settings.model.width if settings.model.width != 1.0 else None
+        model = create_model(settings.model.name, width=width).train()
+    model = model.to(device)
     if tr.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=tr.lr, betas=(0.9, 0.999))
-    milestones = [int(f * tr.iterations) for f in tr.lr_milestones]
 
-    def lr_factor(step: int) -> float:  # linear warm-up, then x gamma at each milestone
-        return min(1.0, (step + 1) / tr.warmup if tr.warmup else 1.0) * tr.lr_gamma ** sum(step >= m for m in milestones)
+    def lr_factor(step: int) -> float:  # linear warm-up, then x gamma at each milestone (read live: --minutes)
+        steps = sum(step >= int(f * tr.iterations) for f in tr.lr_milestones)
+        return min(1.0, (step + 1) / tr.warmup if tr.warmup else 1.0) * tr.lr_gamma ** steps
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     start = 0
     if state is not None:
@@ -133,29 +178,31 @@ def train(data: str, settings: Settings, out: Path, resume: bool = False, iterat
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])  # the factor is recomputed: --iterations may stretch the run
         start = state["iteration"]
+    planning = minutes is not None and state is None  # a resumed run keeps its plan; minutes only cap its time
     net = DistributedDataParallel(model) if world > 1 else model
-    schedule = LossSchedule(settings.loss, tr.schedule_scale)
     amp = _amp_dtype(tr.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    loader = DataLoader(dataset, batch_size=tr.batch, sampler=RangeSampler(start, tr.iterations, tr.batch, rank, world),
+    end = start + OPEN_ENDED if planning else tr.iterations
+    loader = DataLoader(objective.dataset, batch_size=tr.batch, sampler=RangeSampler(start, end, tr.batch, rank, world),
                         num_workers=tr.workers, worker_init_fn=_ignore_signals, pin_memory=device.type == "cuda",
                         drop_last=True, persistent_workers=False)
 
     out.mkdir(parents=True, exist_ok=True)
-    if lead:
-        (out / "config.yaml").write_text(yaml.safe_dump(settings.to_dict(), sort_keys=False))
+    fields = ["iteration", "seen", "lr", "total", *objective.terms, *objective.extras(0), "images_per_s", "skipped"]
     log_path = out / "log.csv"
     new_log = not (resume and log_path.is_file())
     if lead and not new_log:  # rows logged after the checkpoint were lost with the crash: drop them
         rows = [r for r in csv.DictReader(log_path.open()) if int(r["iteration"]) <= start]
         with log_path.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, LOG_FIELDS)
+            w = csv.DictWriter(fh, fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)
     log_file = log_path.open("w" if new_log else "a", newline="") if lead else None
-    writer = csv.DictWriter(log_file, LOG_FIELDS) if lead else None
+    writer = csv.DictWriter(log_file, fields) if lead else None
     if lead and new_log:
         writer.writeheader()
+    validator = Validator(validation, out) if lead and validation else None
+    meta = dict(crop=tr.crop, data=[str(d) for d in data or []], adapt=adapt, init=str(init) if init else None)
 
     def checkpoint(it: int) -> None:
         in_sync = _replicas_in_sync(model)
@@ -165,52 +212,72 @@ def train(data: str, settings: Settings, out: Path, resume: bool = False, iterat
             _save_atomic(dict(state_dict=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                               iteration=it, settings=settings.to_dict(), replicas_in_sync=in_sync, world_size=world),
                          ckpt_path)
-            export_weights(model, out / "model.pt", meta=dict(iteration=it, crop=tr.crop, data=str(data)))
+            export_weights(model, out / "model.pt", meta=dict(meta, iteration=it))
+            (out / "config.yaml").write_text(yaml.safe_dump(settings.to_dict(), sort_keys=False))
+
+    def plan(it: int, elapsed: float) -> None:
+        """Fit the run into the budget at the rate measured so far; place milestones as fractions of it."""
+        rate = (it - start) / elapsed
+        tr.iterations = max(it + 1, it + int(rate * (minutes * 60 - elapsed)))
+        scale = objective.rescale(tr.iterations)
+        if scale is not None:
+            tr.schedule_scale = scale
 
     stop = _StopFlag()
-    it, skipped, t0, seen = start, 0, time.perf_counter(), 0
+    it, skipped, t0 = start, 0, time.perf_counter()
+    last_val, next_plan = t0, (start + PLAN_AFTER if planning else None)
+    if validator:
+        validator(model, it, it * tr.batch * world, 0.0)
+        last_val = time.perf_counter()
     cols = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
             TimeRemainingColumn()]
     progress = Progress(*cols, disable=not lead)
+    reason = "finished"
     try:
         with progress:
             task = progress.add_task("train", total=tr.iterations, completed=start, info="")
             for batch in loader:
-                batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
-                skipped += int(batch["skipped"].sum())
-                a, b = batch["view_a"], batch["view_b"]
+                skipped += int(batch.pop("skipped").sum())  # counted on the CPU: no device sync per step
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                a, b = objective.inputs(batch)
                 if tr.channels_last:
                     a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
                 ctx = torch.autocast(device.type, dtype=amp) if amp else nullcontext()
                 with ctx:
                     out_ = net(a, b, activate=False)  # losses on pre-ReLU outputs (see DeFusion.forward)
-                terms = cud_loss(type(out_)(*(t.float() for t in out_)), batch_targets(batch), batch["clean"],
-                                 it, schedule)
+                terms = objective.loss(type(out_)(*(t.float() for t in out_)), batch, it)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(terms["total"]).backward()
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
                 it += 1
-                seen += tr.batch * world
-                if lead and (it % tr.log_every == 0 or it == tr.iterations):
-                    vals = {k: float(v.detach()) for k, v in terms.items()}
-                    rate = seen / (time.perf_counter() - t0)
-                    writer.writerow(dict(iteration=it, lr=sched.get_last_lr()[0], **vals, alpha=schedule.alpha(it) or 0,
-                                         beta=schedule.beta(it), images_per_s=round(rate, 3), skipped=skipped))
-                    log_file.flush()
-                    progress.update(task, completed=it, info=(
-                        f"loss {vals['total']:.4f} c {vals['common']:.3f} u {vals['unique_a']:.3f}/"
-                        f"{vals['unique_b']:.3f} r {vals['recon']:.3f} | {rate:.1f} img/s | skipped {skipped}"))
+                elapsed = time.perf_counter() - t0
+                if it == next_plan:  # estimate after a warm-up, then once more at a tenth of the run
+                    plan(it, elapsed)
+                    refine = start + max(2 * PLAN_AFTER, (tr.iterations - start) // 10)
+                    next_plan = refine if it == start + PLAN_AFTER and refine > it else None
+                    progress.update(task, total=tr.iterations)
+                if validator and time.perf_counter() - last_val >= val_every * 60:
+                    validator(model, it, it * tr.batch * world, elapsed / 60)
+                    last_val = time.perf_counter()
                 if stop_after and it - start >= stop_after:
                     stop.set = True
-                if it % tr.checkpoint_every == 0 or stop.set:
+                if minutes is not None and time.perf_counter() - t0 >= minutes * 60:
+                    stop.set, reason = True, "time budget spent"
+                done = it >= tr.iterations
+                if lead and (it % tr.log_every == 0 or done or stop.set):  # the last step is always logged
+                    vals = {k: float(v.detach()) for k, v in terms.items()}
+                    rate = (it - start) * tr.batch * world / elapsed
+                    writer.writerow(dict(iteration=it, seen=it * tr.batch * world, lr=sched.get_last_lr()[0], **vals,
+                                         **objective.extras(it), images_per_s=round(rate, 3), skipped=skipped))
+                    log_file.flush()
+                    info = " ".join(f"{k[:6]} {vals[k]:.3f}" for k in ("total", *objective.terms))
+                    progress.update(task, completed=it, info=f"{info} | {rate:.1f} img/s | skipped {skipped}")
+                if it % tr.checkpoint_every == 0 or stop.set or done:
                     checkpoint(it)
-                if stop.set:
+                if stop.set or done:
                     break
-            else:
-                if it % tr.checkpoint_every:
-                    checkpoint(it)
     finally:
         stop.restore()
         if log_file:
@@ -218,8 +285,11 @@ def train(data: str, settings: Settings, out: Path, resume: bool = False, iterat
         if world > 1:
             dist.destroy_process_group()
     if lead:
-        _plot_log(log_path, out / "loss.png")
-        state = "stopped" if stop.set else "finished"
+        if validator and it > start:
+            validator(model, it, it * tr.batch * world, (time.perf_counter() - t0) / 60)
+        title = "adaptation loss (fusion terms)" if adapt else "CUD training loss (batch-summed L1)"
+        _plot_log(log_path, out / "loss.png", objective.terms, title)
+        state = "stopped" if stop.set and reason == "finished" else reason
         print(f"{state} at iteration {it}: checkpoint {ckpt_path}, weights {out / 'model.pt'}, "
               f"log {log_path}, {skipped} unreadable images skipped")
     return out

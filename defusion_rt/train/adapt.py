@@ -1,0 +1,126 @@
+"""Adaptation with fusion losses (`train --adapt ir-vis`): pairs of registered IR and visible images, no ground truth.
+
+The IR-visible literature trains fusion networks with unsupervised losses against the two sources: an intensity
+term pulling F towards the per-pixel maximum of the sources (hot targets stay bright) and a gradient term pulling
+|grad F| towards the larger of the sources' Sobel magnitudes (texture from whichever source has it). These need
+far fewer iterations than CUD, so they turn CUD weights into a good IR-visible fuser on a CPU. Every sample is a
+function of (seed, sample number), as for CUD, so `--resume` continues exactly.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..config import Settings
+from ..errors import UserError
+from ..fuse import pair_folders
+from ..imageio import try_read
+from ..model import Decomposition
+from ..tasks import LUMA, check_task
+
+ADAPT_TASKS = ("ir-vis",)
+
+
+def _pairs(dirs_a: list[str], dirs_b: list[str]) -> list[tuple]:
+    if len(dirs_a) != len(dirs_b):
+        raise UserError(f"--a is given {len(dirs_a)} time(s) and --b {len(dirs_b)}; give one --b per --a")
+    pairs = []
+    for da, db in zip(dirs_a, dirs_b):
+        found, _ = pair_folders(da, db)
+        if not found:
+            raise UserError(f"no file names in common between {da} and {db}; pairs are matched by name")
+        pairs += found
+    return pairs
+
+
+class PairDataset(Dataset):
+    """Index = global sample number; returns grey sources a, b (1xSxS, one shared random crop) and failures."""
+
+    def __init__(self, dirs_a: list[str], dirs_b: list[str], settings: Settings):
+        self.pairs = _pairs(dirs_a, dirs_b)
+        self.s = settings
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _read(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        pa, pb = self.pairs[i]
+        a, b = try_read(pa), try_read(pb)
+        if a is None or b is None:
+            return None
+        if b.shape[:2] != a.shape[:2]:  # registered sets can differ by a pixel after cropping
+            b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
+        grey = np.asarray(LUMA, np.float32)
+        return a @ grey, b @ grey
+
+    def _crop(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        size, (lo, hi) = self.s.train.crop, self.s.adapt.crop_scale
+        h, w = a.shape
+        side = int(round(math.sqrt(h * w * rng.uniform(lo, hi))))
+        side = max(8, min(side, h, w))
+        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        flip = rng.random() < 0.5
+        out = []
+        for img in (a, b):
+            c = cv2.resize(img[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+            out.append(c[:, ::-1] if flip else c)
+        return out[0], out[1]
+
+    def __getitem__(self, g: int) -> dict:
+        rng = np.random.default_rng([self.s.train.seed, 11, g])
+        epoch, pos = divmod(g, len(self.pairs))
+        i = int(np.random.default_rng([self.s.train.seed, 5, epoch]).permutation(len(self.pairs))[pos])
+        skipped, images = 0, self._read(i)
+        while images is None:
+            skipped += 1
+            if skipped > 20:
+                raise UserError(f"more than 20 unreadable image pairs in a row, e.g. {self.pairs[i][0]}")
+            i = int(rng.integers(len(self.pairs)))
+            images = self._read(i)
+        a, b = self._crop(*images, rng)
+        to_t = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None]  # noqa: E731
+        return dict(a=to_t(a), b=to_t(b), skipped=skipped)
+
+
+def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """|grad| of Bx1xHxW by 3x3 Sobel, replicate borders (L1 norm |gx| + |gy|, smooth to differentiate)."""
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=x.device, dtype=x.dtype)
+    k = torch.stack([kx, kx.t()])[:, None]
+    g = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k)
+    return g.abs().sum(1, keepdim=True)
+
+
+class FusionObjective:
+    """Intensity + gradient fusion losses on the fused head; the other heads are left to drift."""
+
+    terms = ("intensity", "gradient")
+
+    def __init__(self, task: str, dirs_a: list[str], dirs_b: list[str], settings: Settings):
+        if check_task(task) not in ADAPT_TASKS:
+            raise UserError(f"--adapt supports {', '.join(ADAPT_TASKS)} so far, not '{task}'")
+        self.dataset = PairDataset(dirs_a, dirs_b, settings)
+        self.w_int, self.w_grad = settings.adapt.intensity, settings.adapt.gradient
+
+    def rescale(self, total_iterations: int) -> None:
+        """No loss milestones here; the learning-rate steps are the only schedule."""
+
+    def inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch["a"].expand(-1, 3, -1, -1), batch["b"].expand(-1, 3, -1, -1)  # the ir-vis convention
+
+    def loss(self, out: Decomposition, batch: dict, it: int) -> dict[str, torch.Tensor]:
+        f = out.fused.mean(1, keepdim=True)  # the grey output of ir-vis inference
+        a, b = batch["a"], batch["b"]
+        intensity = (f - torch.maximum(a, b)).abs().mean()
+        grad_target = torch.maximum(sobel_magnitude(a), sobel_magnitude(b))
+        gradient = (sobel_magnitude(f) - grad_target).abs().mean()
+        terms = {"intensity": self.w_int * intensity, "gradient": self.w_grad * gradient}
+        terms["total"] = terms["intensity"] + terms["gradient"]
+        return terms
+
+    def extras(self, it: int) -> dict:
+        return {}
