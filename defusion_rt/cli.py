@@ -65,7 +65,7 @@ def _cmd_run(args) -> None:
     from .pipeline import Pipeline, load_pipeline, print_summary
     s = load_pipeline(args.pipeline)
     overrides = {"sources": dict(a=args.a, b=args.b, mode="live" if args.live else None, paced=args.paced or None),
-                 "register": dict(method=args.register),
+                 "register": dict(method=args.register, allow_untrusted=args.allow_unregistered),
                  "fusion": dict(task=args.task, method=args.method, engine=args.engine, device=args.device,
                                 precision=args.precision, batch=args.batch, weights=args.weights,
                                 colour=args.colour or None),
@@ -84,27 +84,57 @@ def _cmd_run(args) -> None:
                                            if summary.record else ""))
 
 
-def _cmd_calibrate(args) -> None:
+def _read_pairs(a: str, b: str, frames: int) -> list:
+    """Up to `frames` pairs from two sources; a pair of still images is one pair."""
+    from .imageio import IMAGE_EXTS, read_image
+    if Path(a).suffix.lower() in IMAGE_EXTS and Path(b).suffix.lower() in IMAGE_EXTS:
+        return [tuple((255 * read_image(p)[..., ::-1]).round().astype("uint8") for p in (a, b))]
     from .capture import open_source
-    from .register import estimate, estimate_chessboard
-    sa, sb = open_source(args.a), open_source(args.b)
+    sa = open_source(a)
+    try:
+        sb = open_source(b)
+    except UserError:
+        sa.close()
+        raise
     pairs = []
-    for _ in range(max(1, args.frames)):
-        fa, fb = sa.read(), sb.read()
-        if fa is None or fb is None:
-            break
-        pairs.append((fa.image, fb.image))
-    sa.close(); sb.close()
+    try:
+        for _ in range(max(1, frames)):
+            fa, fb = sa.read(), sb.read()
+            if fa is None or fb is None:
+                break
+            pairs.append((fa.image, fb.image))
+    finally:
+        sa.close(); sb.close()
+    return pairs
+
+
+def _cmd_calibrate(args) -> None:
+    from .register import combine, estimate, estimate_chessboard
+    pairs = _read_pairs(args.a, args.b, args.frames)
     if not pairs:
         raise UserError("no frames could be read from the sources")
     if args.method == "chessboard":
-        w, _, h = args.board.partition("x")
-        reg = estimate_chessboard(pairs, (int(w), int(h)), args.model)
+        reg = estimate_chessboard(pairs, args.board, args.model)
     else:
-        reg = estimate(*pairs[-1], method=args.method, model=args.model)
+        # Frames spread over what was read (consecutive frames add little), each estimated, then combined.
+        step = max(1, len(pairs) // 5)
+        reg = combine([estimate(a, b, method=args.method, model=args.model) for a, b in pairs[::step]])
+    if not reg.trusted:
+        raise UserError(f"registration failed its check: {reg.note}; nothing written. Read more frames with "
+                        "--frames 30 while the scene has structure in both views, or use --method chessboard "
+                        "with a heated board")
     reg.save(args.output)
-    print(f"wrote {args.output}: {reg.model} B->A, residual {reg.residual_px:.3f} px, common view "
+    quality = (f"confidence {reg.confidence:.2f}" if reg.confidence is not None else
+               f"residual {reg.residual_px:.3f} px")
+    print(f"wrote {args.output}: {reg.model} B->A, {quality}, common view "
           f"{reg.output_size[0]}x{reg.output_size[1]} of A's {reg.size_a[0]}x{reg.size_a[1]}")
+
+
+def _board(text: str) -> tuple[int, int]:
+    w, _, h = text.lower().partition("x")
+    if not (w.isdigit() and h.isdigit()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not COLSxROWS of inner corners, e.g. 9x6")
+    return int(w), int(h)
 
 
 def _cmd_bench(args) -> None:
@@ -235,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--task", help="ir-vis | multi-exposure | multi-focus")
     r.add_argument("--method", help="defusion | average | max | laplacian | mertens")
     r.add_argument("--engine", help="network backend (eager, torchscript, compile, export, onnx, tensorrt)")
-    r.add_argument("--register", help="none | auto | features | calibration YAML")
+    r.add_argument("--register", help="none | auto (cross-modal, checked) | ecc | features | calibration YAML")
+    r.add_argument("--allow-unregistered", action="store_true", default=None,
+                   help="recorded sources: fuse unregistered when --register auto fails its check (else stop)")
     r.add_argument("--record", help="write the fused video here (.mp4 or .avi)")
     r.add_argument("--csv", help="write per-frame timestamps and latencies here")
     r.add_argument("--display", action=argparse.BooleanOptionalAction, default=None, help="show a window")
@@ -251,13 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser("calibrate", help="estimate the B->A registration of a camera pair and save it as YAML")
-    c.add_argument("--a", required=True)
-    c.add_argument("--b", required=True)
+    c.add_argument("--a", required=True, help="camera A: index, video, URL, folder of frames or a still image")
+    c.add_argument("--b", required=True, help="camera B, the one warped onto A")
     c.add_argument("-o", "--output", default="calibration.yaml")
-    c.add_argument("--method", default="ecc", choices=["ecc", "features", "chessboard"])
+    c.add_argument("--method", default="auto", choices=["auto", "ecc", "features", "chessboard"],
+                   help="auto: cross-modal search, refinement and check (default); ecc, features: baselines")
     c.add_argument("--model", default="homography", choices=["homography", "affine"])
-    c.add_argument("--board", default="9x6", help="chessboard inner corners, WxH")
-    c.add_argument("--frames", type=int, default=1, help="frame pairs to read (chessboard: all are used)")
+    c.add_argument("--board", default="9x6", type=_board, help="chessboard inner corners, COLSxROWS")
+    c.add_argument("--frames", type=int, default=10, help="frame pairs to read; up to 5 spread over them are "
+                                                         "estimated and combined (chessboard: all are used)")
     c.set_defaults(func=_cmd_calibrate)
     b = sub.add_parser("bench", help="FPS of engines x precisions x sizes x batches, with telemetry, saved as JSON")
     b.add_argument("--device", default="auto", help="cpu | cuda | auto")

@@ -7,6 +7,7 @@ import pytest
 
 from defusion_rt.errors import UserError
 from defusion_rt.register import Registration, estimate, estimate_chessboard, load_calibration
+from defusion_rt.register.crossmodal import plausible
 
 H = np.array([[1.015, 0.012, -5.5], [-0.009, 0.992, 3.2], [1.2e-5, -1.5e-5, 1.0]])  # B pixel -> A pixel
 
@@ -84,7 +85,7 @@ def test_calibrate_command_writes_a_usable_file(tmp_path, warped_pair):
     p = subprocess.run([sys.executable, "-m", "defusion_rt", "calibrate", "--a", str(tmp_path / "a"), "--b",
                         str(tmp_path / "b"), "-o", str(tmp_path / "cal.yaml")], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    assert "residual" in p.stdout
+    assert "confidence" in p.stdout
     assert corner_error(load_calibration(tmp_path / "cal.yaml").matrix, H, (320, 240)) < 1.0
 
 
@@ -92,3 +93,62 @@ def test_calibrate_command_writes_a_usable_file(tmp_path, warped_pair):
 def test_shipped_calibration_files_load(path):
     reg = load_calibration(path)
     assert reg.output_size[0] > 0 and reg.output_size[1] > 0
+
+
+def _crossmodal(rng_seed: int = 1):
+    """A scene and a second 'camera' that sees it with inverted, non-linear contrast (hot is dark), warped by H."""
+    rng = np.random.default_rng(rng_seed)
+    t = cv2.GaussianBlur(rng.random((240, 320)).astype(np.float32), (0, 0), 2.5)
+    t = cv2.normalize(t, None, 0, 1, cv2.NORM_MINMAX)
+    for _ in range(12):  # objects with sharp outlines, as real scenes have
+        x, y = rng.integers(0, 300), rng.integers(0, 220)
+        cv2.rectangle(t, (int(x), int(y)), (int(x) + 30, int(y) + 20), float(rng.random()), -1)
+    a = cv2.cvtColor((255 * t).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    other = (255 * (1 - t) ** 2).astype(np.uint8)
+    b = cv2.warpPerspective(cv2.cvtColor(other, cv2.COLOR_GRAY2BGR), np.linalg.inv(H), (320, 240),
+                            borderMode=cv2.BORDER_REFLECT)
+    return a, b
+
+
+def test_auto_registers_a_cross_modal_pair_to_under_a_pixel():
+    a, b = _crossmodal()
+    reg = estimate(a, b, "auto")
+    assert reg.trusted and reg.confidence > 0.3
+    assert corner_error(reg.matrix, H, (320, 240)) < 1.0
+
+
+def test_auto_flags_views_that_do_not_match():
+    a, _ = _crossmodal(1)
+    unrelated = cv2.GaussianBlur(np.random.default_rng(7).integers(0, 255, (240, 320, 3), np.uint8), (0, 0), 2)
+    reg = estimate(a, unrelated, "auto")
+    assert not reg.trusted and reg.note
+
+
+@pytest.mark.parametrize("matrix, ok", [
+    (np.eye(3), True),
+    (H, True),
+    (np.diag([-1.0, 1, 1]), False),                      # mirrored
+    (np.diag([3.0, 3, 1]), False),                       # 3x scale between two cameras
+    (np.array([[1, 0.6, 0], [0, 1, 0], [0, 0, 1.0]]), False),  # strong shear
+    (np.array([[1, 0, 0], [0, 1, 0], [2e-3, 0, 1.0]]), False),  # strong perspective
+])
+def test_degenerate_estimates_are_rejected(matrix, ok):
+    assert plausible(matrix, (320, 240))[0] is ok
+
+
+def test_calibrate_and_run_refuse_an_untrusted_estimate(tmp_path):
+    a, _ = _crossmodal(1)
+    unrelated = cv2.GaussianBlur(np.random.default_rng(7).integers(0, 255, (240, 320, 3), np.uint8), (0, 0), 2)
+    for name, img in (("a", a), ("b", unrelated)):
+        (tmp_path / name).mkdir()
+        for k in range(2):
+            cv2.imwrite(str(tmp_path / name / f"{k + 1:06d}.png"), img)
+    cal = subprocess.run([sys.executable, "-m", "defusion_rt", "calibrate", "--a", str(tmp_path / "a" / "000001.png"),
+                          "--b", str(tmp_path / "b" / "000001.png"), "-o", str(tmp_path / "cal.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert cal.returncode == 2 and "failed its check" in cal.stderr and not (tmp_path / "cal.yaml").exists()
+    run = subprocess.run([sys.executable, "-m", "defusion_rt", "run", "--a", str(tmp_path / "a"), "--b",
+                          str(tmp_path / "b"), "--method", "average", "--register", "auto", "--record",
+                          str(tmp_path / "out.mp4")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "failed its check" in run.stderr
+    assert not (tmp_path / "out.mp4").exists()  # stopped before writing anything

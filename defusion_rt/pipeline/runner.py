@@ -98,6 +98,7 @@ class Pipeline:
             load_calibration(r.method, r.fov)
         self.sizes: list[tuple[int, int] | None] = [None, None]
         self.resized = 0
+        self.registration_warning = ""
         self.error: BaseException | None = None
 
     def _fuser(self) -> Fuser:
@@ -117,8 +118,17 @@ class Pipeline:
             if r.method == "none":
                 self.registration = Registration.identity(size_a, size_b)
             elif r.method in ("auto", "ecc", "features"):
-                self.registration = estimate(a, b, "ecc" if r.method in ("auto", "ecc") else "features", r.model)
-                self.registration.fov = r.fov
+                reg = estimate(a, b, r.method, r.model)
+                if not reg.trusted:  # never used silently: live runs go on unregistered, recorded ones stop
+                    if not (self.live or r.allow_untrusted):
+                        raise UserError(f"registration failed its check: {reg.note}; nothing was written. Pass "
+                                        "--register none to fuse unregistered, or calibrate the rig "
+                                        "(`defusion-rt calibrate --method auto --frames 10`)")
+                    self.console.print(f"[yellow]registration not trusted ({reg.note}); fusing unregistered")
+                    self.registration_warning = "UNREGISTERED: check failed"
+                    reg = Registration.identity(size_a, size_b)
+                self.registration = reg
+                self.registration.fov = r.fov if reg.model != "none" else "pad"
                 self.registration.__post_init__()
         return self.registration.align(a, b)
 
@@ -228,7 +238,9 @@ class Pipeline:
         summary.reconnects = sum(c.reconnects for c in captures)
         reg = self.registration
         summary.registration = "" if reg is None else f"{reg.model}" + (
-            f", residual {reg.residual_px:.3f} px" if reg.residual_px is not None else "")
+            f", residual {reg.residual_px:.3f} px" if reg.residual_px is not None else "") + (
+            f", confidence {reg.confidence:.2f}" if reg.confidence is not None else "") + (
+            f" ({self.registration_warning})" if self.registration_warning else "")
         errors = [e for e in [self.error] + [c.error for c in captures] if e is not None]
         if errors:
             summary.stopped_by = "error"
@@ -278,7 +290,7 @@ class Pipeline:
                     fps = meter.tick()
                     m = item.meta
                     stats = dict(fps=fps, engine=self.fuser.engine.describe(), frame=summary.fused + 1,
-                                 dropped=self._drops(), status=self.status,
+                                 dropped=self._drops(), status=self.status, warning=self.registration_warning,
                                  latency_ms={"register": m["register_ms"], "fuse": m["fuse_ms"],
                                              "total": 1000 * (time.monotonic() - m["captured"])})
                     if s.render.overlay:

@@ -22,9 +22,10 @@ class SourcesSettings:
 
 @dataclass
 class RegisterSettings:
-    method: str = "none"        # none | auto (ECC) | features | path to a calibration YAML
+    method: str = "none"        # none | auto (cross-modal, checked) | ecc | features | path to a calibration YAML
     model: str = "homography"   # homography | affine, for auto and features
     fov: str = "crop"           # crop to the common field of view | pad (keep A's full frame)
+    allow_untrusted: bool = False  # recorded runs: fuse unregistered when the estimate fails its check
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Stage 3: registration of stream B onto stream A."""
-from .estimate import estimate, estimate_chessboard, estimate_ecc, estimate_features
+from .estimate import combine, estimate, estimate_auto, estimate_chessboard, estimate_ecc, estimate_features
 from .registration import Registration, common_view, load_calibration
 
-__all__ = ["Registration", "common_view", "estimate", "estimate_chessboard", "estimate_ecc", "estimate_features",
+__all__ = ["Registration", "combine", "common_view", "estimate", "estimate_auto", "estimate_chessboard", "estimate_ecc", "estimate_features",
            "load_calibration"]

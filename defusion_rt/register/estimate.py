@@ -1,12 +1,14 @@
-"""Estimating the B->A transform from frames: ECC on gradient magnitudes (works across IR and visible), ORB
-features with MAGSAC, or a chessboard seen by both cameras (heat it, or use materials of different emissivity,
-for thermal cameras). Each reports a residual in pixels."""
+"""Estimating the B->A transform from frames: `auto` (cross-modal search, refinement and a validity check, see
+crossmodal.py; the default), plain ECC on gradient magnitudes or ORB features with MAGSAC (baselines that fail
+on most IR/visible pairs: benchmarks/registration/), or a chessboard seen by both cameras (heat it, or use
+materials of different emissivity, for thermal cameras)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 from ..errors import UserError
+from .crossmodal import estimate_crossmodal
 from .registration import Registration
 
 
@@ -56,7 +58,7 @@ def estimate_ecc(a: np.ndarray, b: np.ndarray, model: str = "homography", levels
                                         None, 5)
         except cv2.error:
             raise UserError("ECC registration did not converge: the views overlap too little or look too "
-                            "different; try --register features or a calibration file") from None
+                            "different; use method auto or a calibration file") from None
         w = w if w.shape == (3, 3) else np.vstack([w, [0, 0, 1]])
         warp = (np.linalg.inv(s) @ w @ s).astype(np.float32)
     h = warp.astype(np.float64) @ _scale(size_a, size_b)
@@ -70,11 +72,12 @@ def estimate_features(a: np.ndarray, b: np.ndarray, model: str = "homography") -
     ka, da = orb.detectAndCompute(_grey(a), None)
     kb, db = orb.detectAndCompute(_grey(b), None)
     if da is None or db is None or len(ka) < 8 or len(kb) < 8:
-        raise UserError("too few features to register the pair; try --register auto (ECC) or a calibration file")
+        raise UserError("too few features to register the pair; use method auto or a calibration file")
     matches = [m for m, n in (p for p in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(db, da, k=2) if len(p) == 2)
                if m.distance < 0.8 * n.distance]
     if len(matches) < 8:
-        raise UserError(f"only {len(matches)} feature matches between the views; use ECC or a calibration file")
+        raise UserError(f"only {len(matches)} feature matches between the views; use method auto or a calibration "
+                        "file")
     pb = np.float32([kb[m.queryIdx].pt for m in matches])
     pa = np.float32([ka[m.trainIdx].pt for m in matches])
     if model == "homography":
@@ -83,7 +86,7 @@ def estimate_features(a: np.ndarray, b: np.ndarray, model: str = "homography") -
         m, inl = cv2.estimateAffine2D(pb, pa, method=cv2.RANSAC, ransacReprojThreshold=3.0)
         h = None if m is None else np.vstack([m, [0, 0, 1]])
     if h is None:
-        raise UserError("no consistent transform between the views; use ECC or a calibration file")
+        raise UserError("no consistent transform between the views; use method auto or a calibration file")
     inl = inl.ravel().astype(bool)
     proj = cv2.perspectiveTransform(pb[inl].reshape(-1, 1, 2), h).reshape(-1, 2)
     residual = float(np.sqrt(((proj - pa[inl]) ** 2).sum(1).mean()))
@@ -114,9 +117,40 @@ def estimate_chessboard(pairs: list[tuple[np.ndarray, np.ndarray]], board: tuple
     return Registration(h, a0.shape[1::-1], b0.shape[1::-1], model, "crop", residual)
 
 
-def estimate(a: np.ndarray, b: np.ndarray, method: str = "ecc", model: str = "homography") -> Registration:
+def estimate_auto(a: np.ndarray, b: np.ndarray, model: str = "homography") -> Registration:
+    """Cross-modal search + refinement + check (crossmodal.py); residual = corner change of the refinement."""
+    r = estimate_crossmodal(a, b, model)
+    return Registration(r.matrix, a.shape[1::-1], b.shape[1::-1], model, "crop", None, r.confidence, r.trusted,
+                        r.reason)
+
+
+def estimate(a: np.ndarray, b: np.ndarray, method: str = "auto", model: str = "homography") -> Registration:
+    if method == "auto":
+        return estimate_auto(a, b, model)
     if method == "ecc":
         return estimate_ecc(a, b, model)
     if method == "features":
         return estimate_features(a, b, model)
-    raise UserError(f"unknown registration method '{method}'; use ecc, features or chessboard")
+    raise UserError(f"unknown registration method '{method}'; use auto, ecc, features or chessboard")
+
+
+def combine(regs: list[Registration], agree_px: float = 3.0) -> Registration:
+    """One registration from several frame pairs: the median of the trusted estimates' corner positions.
+
+    Estimates that disagree by more than `agree_px` at a corner make the result untrusted (a moving rig, or a
+    wrong optimum on some frames)."""
+    good = [r for r in regs if r.trusted] or regs[:1]
+    if len(good) == 1:
+        return good[0]
+    w, h = good[0].size_b
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]]).reshape(-1, 1, 2)
+    mapped = np.stack([cv2.perspectiveTransform(corners, r.matrix).reshape(-1, 2) for r in good])
+    median = np.median(mapped, axis=0).astype(np.float32)
+    m = cv2.getPerspectiveTransform(corners.reshape(-1, 2), median)
+    spread = float(np.linalg.norm(mapped - median, axis=2).max())
+    conf = [r.confidence for r in good if r.confidence is not None]
+    out = Registration(m, good[0].size_a, good[0].size_b, good[0].model, good[0].fov, spread,
+                       float(np.median(conf)) if conf else None)
+    if spread > agree_px:
+        out.trusted, out.note = False, f"the {len(good)} frame estimates disagree by up to {spread:.1f} px"
+    return out

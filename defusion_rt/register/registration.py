@@ -23,6 +23,9 @@ class Registration:
     model: str = "homography"
     fov: str = "crop"                  # crop: both outputs cut to where B covers A; pad: keep A's full frame
     residual_px: float | None = None   # how well it fitted, where known
+    confidence: float | None = None    # cross-modal check (method auto), 0..1; None where not checked
+    trusted: bool = True               # False: the estimate failed its own check and must not be used silently
+    note: str = ""                     # why it is untrusted
     crop_box: tuple[int, int, int, int] = field(init=False)  # x, y, w, h in A's frame
 
     def __post_init__(self):
@@ -62,6 +65,8 @@ class Registration:
                     size_b=list(self.size_b), fov=self.fov)
         if self.residual_px is not None:
             data["residual_px"] = round(float(self.residual_px), 4)
+        if self.confidence is not None:
+            data["confidence"] = round(float(self.confidence), 3)
         Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
         return Path(path)
 
@@ -96,7 +101,8 @@ def load_calibration(path: str | Path, fov: str | None = None) -> Registration:
         if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m)) < 1e-9:
             raise ValueError("matrix must be a finite, invertible 3x3 (or 2x3 affine)")
         size_a, size_b = tuple(int(v) for v in data["size_a"]), tuple(int(v) for v in data["size_b"])
-        return Registration(m, size_a, size_b, model, fov or data.get("fov", "crop"), data.get("residual_px"))
+        return Registration(m, size_a, size_b, model, fov or data.get("fov", "crop"), data.get("residual_px"),
+                            data.get("confidence"))
     except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise UserError(f"calibration file {path} does not parse ({type(err).__name__}: {err}); it needs model, "
                         "matrix, size_a and size_b") from None

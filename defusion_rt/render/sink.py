@@ -14,10 +14,14 @@ from ..errors import UserError
 
 
 def check_writable(path: Path) -> None:
+    """Fail early on an unwritable path without leaving a file behind (the recording opens at the first frame)."""
+    existed = path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab"):
             pass
+        if not existed:
+            path.unlink()
     except OSError as err:
         raise UserError(f"cannot write recording {path}: {err.strerror}; choose a writable path") from None
 

@@ -1,0 +1,138 @@
+"""Known-warp registration benchmark on real IR/visible pairs (registered by their authors).
+
+For each pair, the visible image is warped by seeded random homographies (rotation within 4 degrees, scale within
+8%, shift within 30 px at 640 px, slight perspective); each method estimates the visible->IR transform; the error
+is the mean distance between the four image corners mapped by the estimate and by the truth. A method's own check
+must flag every estimate over 10 px ("no silent wrong answer").
+
+    python benchmarks/registration/run.py [--shared ../shared/data] [--warps 3] [--json benchmarks/registration/results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from defusion_rt.bench.telemetry import cpu_name  # noqa: E402
+from defusion_rt.errors import UserError  # noqa: E402
+from defusion_rt.register import estimate_ecc, estimate_features  # noqa: E402
+from defusion_rt.register.crossmodal import estimate_crossmodal  # noqa: E402
+
+
+def _frames(video: Path, positions: list[float]) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(video))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    out = []
+    for p in positions:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(p * (n - 1)))
+        ok, f = cap.read()
+        if ok:
+            out.append(f)
+    cap.release()
+    return out
+
+
+def load_pairs(shared: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    pairs = []
+    for ir in sorted((shared / "ir_vis_video/M3SVD/ir").glob("*.mp4")):  # every clip, three moments
+        vis = ir.parent.parent / "vis" / ir.name
+        for k, (a, b) in enumerate(zip(_frames(ir, [0.1, 0.5, 0.9]), _frames(vis, [0.1, 0.5, 0.9]))):
+            pairs.append((f"M3SVD/{ir.stem}#{k}", a, b))
+    for seq in sorted(p for p in shared.glob("ir_vis_video/TNO_*") if p.is_dir()):
+        names = sorted(p.name for p in (seq / "ir").iterdir())
+        for name in (names[0], names[len(names) // 2]):
+            pairs.append((f"{seq.name}/{name}", cv2.imread(str(seq / "ir" / name)), cv2.imread(str(seq / "vis" / name))))
+    for ir in sorted((shared / "ir_vis/VIFB/ir").iterdir()):
+        vis = next((shared / "ir_vis/VIFB/vis").glob(ir.stem + ".*"))
+        pairs.append((f"VIFB/{ir.stem}", cv2.imread(str(ir)), cv2.imread(str(vis))))
+    return pairs
+
+
+def random_warp(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A homography of the kind two side-by-side cameras differ by, scaled to the image (30 px at 640)."""
+    w, h = size
+    k = w / 640
+    angle, scale = rng.uniform(-4, 4), math.exp(rng.uniform(math.log(0.92), math.log(1.08)))
+    sim = np.vstack([cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, scale), [0, 0, 1]])
+    shift = np.array([[1, 0, rng.uniform(-30, 30) * k], [0, 1, rng.uniform(-30, 30) * k], [0, 0, 1]])
+    persp = np.array([[1, 0, 0], [0, 1, 0], [rng.uniform(-2e-5, 2e-5) / k, rng.uniform(-2e-5, 2e-5) / k, 1]])
+    return shift @ sim @ persp
+
+
+def corner_error(h_est: np.ndarray, h_true: np.ndarray, size: tuple[int, int]) -> float:
+    w, h = size
+    c = np.float64([[0, 0], [w, 0], [w, h], [0, h]]).reshape(-1, 1, 2)
+    d = cv2.perspectiveTransform(c, h_est) - cv2.perspectiveTransform(c, h_true)
+    return float(np.sqrt((d ** 2).sum(-1)).mean())
+
+
+def run_method(method: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray | None, bool, str]:
+    """(estimate B->A or None, flagged by its own check, note)."""
+    try:
+        if method == "auto":
+            r = estimate_crossmodal(a, b)
+            return r.matrix, not r.trusted, f"confidence {r.confidence:.2f}"
+        reg = (estimate_ecc if method == "ecc" else estimate_features)(a, b)
+        return reg.matrix, False, f"residual {reg.residual_px:.2f}"  # these have no validity check: never flagged
+    except UserError as err:
+        return None, True, str(err)[:80]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--warps", type=int, default=3)
+    p.add_argument("--methods", default="auto,ecc,features")
+    p.add_argument("--limit", type=int, help="only the first N pairs")
+    p.add_argument("--json", default=str(ROOT / "benchmarks/registration/results.json"))
+    args = p.parse_args()
+    pairs = load_pairs(Path(args.shared))[:args.limit]
+    rng = np.random.default_rng(0)
+    trials = []
+    for name, a, b in pairs:
+        for k in range(args.warps):
+            size = b.shape[1::-1]
+            warp = random_warp(size, rng)
+            moved = cv2.warpPerspective(b, warp, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            truth = np.linalg.inv(warp)  # moved visible -> IR (the originals are registered)
+            for method in args.methods.split(","):
+                t0 = time.perf_counter()
+                h, flagged, note = run_method(method, a, moved)
+                dt = time.perf_counter() - t0
+                err = corner_error(h, truth, size) if h is not None else float("inf")
+                trials.append(dict(pair=name, warp=k, method=method, error_px=err, flagged=flagged, seconds=dt,
+                                   note=note, size=list(size)))
+                print(f"{name:28s} w{k} {method:8s} {err:9.2f} px {'FLAGGED' if flagged else '':7s} "
+                      f"{dt:5.2f} s {note}", flush=True)
+    summary = {}
+    for method in args.methods.split(","):
+        rows = [t for t in trials if t["method"] == method]
+        errs = np.array([t["error_px"] for t in rows])
+        silent = [t for t in rows if t["error_px"] > 10 and not t["flagged"]]
+        summary[method] = dict(trials=len(rows), median_px=float(np.median(errs)),
+                               p90_px=float(np.percentile(errs, 90)), under_3px=float(np.mean(errs < 3)),
+                               failures=int(np.sum(~np.isfinite(errs))), flagged=int(sum(t["flagged"] for t in rows)),
+                               silent_wrong=len(silent), median_s=float(np.median([t["seconds"] for t in rows])))
+    for m, s in summary.items():
+        print(f"{m:8s} median {s['median_px']:.2f} px, p90 {s['p90_px']:.2f} px, under 3 px {s['under_3px']:.0%}, "
+              f"flagged {s['flagged']}, silent wrong (>10 px, not flagged) {s['silent_wrong']}, "
+              f"{s['median_s']:.2f} s per estimate")
+    out = dict(machine=dict(cpu=cpu_name(), platform=platform.platform()), warps_per_pair=args.warps,
+               pairs=len(pairs), summary=summary, trials=trials)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
