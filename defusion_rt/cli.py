@@ -130,6 +130,23 @@ def _cmd_calibrate(args) -> None:
           f"{reg.output_size[0]}x{reg.output_size[1]} of A's {reg.size_a[0]}x{reg.size_a[1]}")
 
 
+def _sizes(text: str) -> list[tuple[int, int]]:
+    out = []
+    for item in text.split(","):
+        w, _, h = item.lower().partition("x")
+        if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+            raise argparse.ArgumentTypeError(f"bad size '{item}'; write WIDTHxHEIGHT, e.g. 640x480")
+        out.append((int(w), int(h)))
+    return out
+
+
+def _ints(text: str) -> list[int]:
+    items = text.split(",")
+    if not all(i.strip().isdigit() and int(i) > 0 for i in items):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of positive integers, e.g. 1,8")
+    return [int(i) for i in items]
+
+
 def _board(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition("x")
     if not (w.isdigit() and h.isdigit()):
@@ -146,7 +163,7 @@ def _cmd_bench(args) -> None:
     if args.profile:
         from .bench.matrix import device_slug_for, profile
         engine, _, precision = args.profile.partition(":")
-        w, _, h = args.sizes.split(",")[0].partition("x")
+        w, h = args.sizes[0]
         text = profile(BenchSettings(device=args.device, weights=args.weights), engine, precision or "fp32",
                        (int(w), int(h)))
         import torch
@@ -158,14 +175,8 @@ def _cmd_bench(args) -> None:
         console.print(f"profile: {path}")
         return
     if not args.report_only:
-        def parse_size(text: str) -> tuple[int, int]:
-            w, _, h = text.lower().partition("x")
-            if not (w.isdigit() and h.isdigit()):
-                raise UserError(f"bad size '{text}'; write WIDTHxHEIGHT, e.g. 640x480")
-            return int(w), int(h)
         s = BenchSettings(device=args.device, engines=args.engines.split(","), precisions=args.precisions.split(","),
-                          sizes=[parse_size(x) for x in args.sizes.split(",")],
-                          batches=[int(b) for b in args.batch.split(",")], budget_s=args.budget,
+                          sizes=args.sizes, batches=args.batch, budget_s=args.budget,
                           weights=args.weights, e2e_frames=args.e2e_frames,
                           e2e=tuple(args.e2e.split(",")) if args.e2e else None, partial=args.json)
         result = run_matrix(s, console)
@@ -299,8 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: eager, torchscript, compile, export, onnx, tensorrt "
                         "(fp32 NCHW eager always runs as the reference)")
     b.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16 (CUDA)")
-    b.add_argument("--sizes", default="256x256,640x480,1280x720", help="capture sizes, WIDTHxHEIGHT")
-    b.add_argument("--batch", default="1", help="comma-separated batch sizes")
+    b.add_argument("--sizes", default="256x256,640x480,1280x720", type=_sizes,
+                   help="comma-separated capture sizes, WIDTHxHEIGHT")
+    b.add_argument("--batch", default="1", type=_ints, help="comma-separated batch sizes")
     b.add_argument("--budget", type=float, default=8.0, help="timed seconds per configuration")
     b.add_argument("--weights", help="weights (default: shipped)")
     b.add_argument("--e2e", help="A,B sources for the end-to-end run (default: the built-in scene at 640x480)")

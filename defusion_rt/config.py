@@ -71,7 +71,7 @@ class AdaptSettings:
     """Fusion-loss adaptation (`train --adapt ir-vis`): unsupervised losses against the two sources, no ground truth."""
     intensity: float = 1.0           # weight of L1(F, max(A, B)): keep the brighter (hotter) source's intensity
     gradient: float = 1.0            # weight of L1(|grad F|, max(|grad A|, |grad B|)) on Sobel magnitudes
-    crop_scale: list = field(default_factory=lambda: [0.25, 1.0])  # area fraction range of the shared random crop
+    zoom: list = field(default_factory=lambda: [0.8, 1.25])  # crop side in source pixels / train.crop (log-uniform)
 
 
 @dataclass

@@ -232,14 +232,32 @@ def _long_sample(tmp_path) -> Path:
     return p
 
 
-def test_killed_recording_is_still_playable(tmp_path):
-    pytest.importorskip("av")
-    out = tmp_path / "k.mp4"
-    proc = _run_cli("--method", "average", "--paced", "--record", out, "--pipeline", _long_sample(tmp_path))
-    time.sleep(4)
+def _kill_after(proc, log: Path, rows: int) -> None:
+    deadline = time.time() + 120  # generous: start-up takes long on a busy machine
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) > rows):
+        time.sleep(0.2)
     proc.kill()  # no chance to close the file: fragmented MP4 keeps what was written
     proc.communicate(timeout=30)
+
+
+def test_killed_recording_is_still_playable(tmp_path):
+    pytest.importorskip("av")
+    out, log = tmp_path / "k.mp4", tmp_path / "t.csv"
+    proc = _run_cli("--method", "average", "--paced", "--record", out, "--csv", log, "--pipeline",
+                    _long_sample(tmp_path))
+    _kill_after(proc, log, 60)  # two seconds of 30 FPS frames fused
     assert count_frames(out) > 10
+
+
+def test_killed_slow_recording_keeps_its_first_seconds(tmp_path):
+    """At 3 frames/s (a CPU running the network) fragments are still cut every second of wall-clock time."""
+    pytest.importorskip("av")
+    out, log = tmp_path / "slow.mp4", tmp_path / "t.csv"
+    slow = tmp_path / "slow.yaml"
+    slow.write_text("sources: {sample_frames: 3000, fps: 3}\nrun: {progress: false}\n")
+    proc = _run_cli("--method", "average", "--paced", "--record", out, "--csv", log, "--pipeline", slow)
+    _kill_after(proc, log, 8)
+    assert count_frames(out) >= 1
 
 
 def test_a_stage_that_raises_ends_the_run_with_a_message_and_a_playable_file(tmp_path):

@@ -121,3 +121,83 @@ def test_ddp_two_cpu_processes_keep_replicas_identical(image_folder, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
     assert ckpt["world_size"] == 2 and ckpt["replicas_in_sync"] is True and ckpt["iteration"] == 4
+
+
+def _pairs(tmp_path, n=3):
+    import cv2
+    from defusion_rt.samples import sample_pair
+    for side in ("ir", "vis"):
+        (tmp_path / side).mkdir()
+    for k in range(n):
+        ir, vis = sample_pair(k, (72, 56))
+        cv2.imwrite(str(tmp_path / "ir" / f"{k}.png"), (255 * ir).astype("uint8"))
+        cv2.imwrite(str(tmp_path / "vis" / f"{k}.png"), (255 * vis[..., ::-1]).astype("uint8"))
+    return tmp_path / "ir", tmp_path / "vis"
+
+
+def test_minutes_budget_places_the_run_and_its_milestones(image_folder, tmp_path, monkeypatch):
+    import defusion_rt.train.loop as loop
+
+    class Clock:  # each reading advances a quarter second: the plan no longer depends on the machine's speed
+        t = 0.0
+
+        def perf_counter(self):
+            self.t += 0.25
+            return self.t
+    monkeypatch.setattr(loop, "time", Clock())
+    monkeypatch.setattr(loop, "PLAN_AFTER", 2)  # estimate after two steps, not twenty
+    out = train(str(image_folder), tiny(iterations=10 ** 6, log_every=1000), tmp_path / "run", minutes=0.03)
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    tr = saved["settings"]["train"]
+    assert 2 <= saved["iteration"] <= tr["iterations"] < 10 ** 6  # the plan replaced the configured length
+    cfg = saved["settings"]["loss"]
+    assert tr["schedule_scale"] == pytest.approx(tr["recon_full_at"] * tr["iterations"] /
+                                                 (cfg["recon_offset"] + cfg["recon_ramp"]))
+    assert list(csv.DictReader((out / "log.csv").open()))[-1]["iteration"] == str(saved["iteration"])
+
+
+def test_init_starts_from_a_weight_file(image_folder, tmp_path):
+    from defusion_rt.model import create_model, export_weights
+    start = create_model(width=0.25)
+    with torch.no_grad():
+        start.head_fused[0].bias.fill_(0.125)
+    init = export_weights(start, tmp_path / "start.pt")
+    out = train(str(image_folder), tiny(lr=0.0, warmup=0), tmp_path / "run", init=init, stop_after=1)
+    trained = create_model(weights=out / "model.pt")
+    assert torch.equal(trained.head_fused[0].bias, torch.full_like(trained.head_fused[0].bias, 0.125))
+    with pytest.raises(UserError, match="drop it when you --resume"):
+        train(str(image_folder), None, out, resume=True, init=init)
+
+
+def test_resume_with_another_config_names_the_keys(image_folder, tmp_path):
+    out = train(str(image_folder), tiny(), tmp_path / "run", stop_after=1)
+    with pytest.raises(UserError, match="train.batch"):
+        train(str(image_folder), tiny(batch=3), out, resume=True)
+
+
+def test_several_data_folders_are_read(image_folder, tmp_path):
+    from defusion_rt.train.data import CUDDataset
+    other = tmp_path / "more"
+    other.mkdir()
+    (other / "x.png").write_bytes((image_folder / "c0.png").read_bytes())
+    assert len(CUDDataset([str(image_folder), str(other)], tiny()).files) == len(CUDDataset(str(image_folder), tiny()).files) + 1
+
+
+def test_adaptation_trains_on_pairs_and_logs_its_terms_and_validation(tmp_path):
+    from defusion_rt.train.validate import load_set
+    ir, vis = _pairs(tmp_path)
+    val = [load_set("ir-vis", ir, vis, 2)]
+    out = train(None, tiny(iterations=3), tmp_path / "run", adapt=dict(task="ir-vis", a=[str(ir)], b=[str(vis)]),
+                validation=val)
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    assert all(float(r["intensity"]) > 0 and float(r["gradient"]) > 0 for r in rows)
+    val_rows = list(csv.DictReader((out / "val.csv").open()))
+    assert {(r["iteration"], r["method"]) for r in val_rows} == {("0", "model"), ("0", "average"), ("3", "model"),
+                                                                 ("3", "average")}
+    assert all(0 <= float(r["Qabf"]) <= 1 and float(r["MI"]) > 0 for r in val_rows)
+    assert (out / "val.png").is_file() and (out / "loss.png").is_file()
+    with pytest.raises(UserError, match="one --b per --a"):
+        train(None, tiny(), tmp_path / "x", adapt=dict(task="ir-vis", a=[str(ir), str(ir)], b=[str(vis)]))
+    with pytest.raises(UserError, match="supports ir-vis"):
+        train(None, tiny(), tmp_path / "y", adapt=dict(task="multi-focus", a=[str(ir)], b=[str(vis)]))

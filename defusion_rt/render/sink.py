@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from fractions import Fraction
+import time
 from pathlib import Path
 
 import cv2
@@ -31,6 +32,8 @@ class VideoSink:
         self.path, self.fps, self.codec = Path(path), float(fps), codec
         self.size = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # H.264 wants even sizes
         self.frames = 0
+        self.fragment_s = 1.0          # wall-clock seconds between forced keyframes (fragments)
+        self._last_key = time.monotonic()
         self._av = self._cv = None
         self.used = ""
 
@@ -45,8 +48,11 @@ class VideoSink:
                 self._stream = self._av.add_stream("libx264", rate=rate)
                 self._stream.width, self._stream.height = self.size
                 self._stream.pix_fmt = "yuv420p"
-                self._stream.options = {"preset": "veryfast", "crf": "20"}
-                self._stream.codec_context.gop_size = max(1, round(self.fps))  # a fragment per second
+                # zerolatency: no lookahead or B-frames, so every frame leaves the encoder at once; a keyframe
+                # (a new fragment) is forced each second of wall-clock time in write(), so a killed process
+                # loses at most about a second of frames, whatever the frame rate.
+                self._stream.options = {"preset": "veryfast", "crf": "20", "tune": "zerolatency"}
+                self._stream.codec_context.gop_size = max(1, round(10 * self.fps))
                 self.used = "H.264 (PyAV/libx264)"
             except Exception:  # PyAV missing or without libx264: fall back below
                 self._av = None
@@ -68,6 +74,10 @@ class VideoSink:
         if self._av is not None:
             import av
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
+            now = time.monotonic()
+            if now - self._last_key >= self.fragment_s:
+                vf.pict_type = av.video.frame.PictureType.I
+                self._last_key = now
             for packet in self._stream.encode(vf):
                 self._av.mux(packet)
         else:

@@ -59,9 +59,11 @@ class PairDataset(Dataset):
         return a @ grey, b @ grey
 
     def _crop(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        size, (lo, hi) = self.s.train.crop, self.s.adapt.crop_scale
+        """One random square of crop x zoom source pixels, resized to crop: near the sources' own scale, since
+        inference runs at full resolution (shrunk crops teach the network finer texture than it will see)."""
+        size, (lo, hi) = self.s.train.crop, self.s.adapt.zoom
         h, w = a.shape
-        side = int(round(math.sqrt(h * w * rng.uniform(lo, hi))))
+        side = int(round(size * math.exp(rng.uniform(math.log(lo), math.log(hi)))))
         side = max(8, min(side, h, w))
         y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
         flip = rng.random() < 0.5
