@@ -115,15 +115,19 @@ def main() -> None:
     ir_vis_card()
 
 
-def _val_rows() -> list[dict]:
-    return list(csv.DictReader((ADAPT / "val.csv").open())) if (ADAPT / "val.csv").is_file() else []
+STAGES = [("stage 1", "stage1_"), ("stage 2", "")]  # file prefixes in benchmarks/training/adapt/
+
+
+def _stage(prefix: str) -> dict:
+    cfg = yaml.safe_load((ADAPT / f"{prefix}config.yaml").read_text())
+    rows = list(csv.DictReader((ADAPT / f"{prefix}log.csv").open()))
+    val = list(csv.DictReader((ADAPT / f"{prefix}val.csv").open())) if (ADAPT / f"{prefix}val.csv").is_file() else []
+    return dict(cfg=cfg, iterations=int(rows[-1]["iteration"]), val=val)
 
 
 def ir_vis_card() -> None:
-    cfg = yaml.safe_load((ADAPT / "config.yaml").read_text())
     meta = json.loads((ADAPT / "run.json").read_text())
-    rows = list(csv.DictReader((ADAPT / "log.csv").open()))
-    it, tr, ad = int(rows[-1]["iteration"]), cfg["train"], cfg["adapt"]
+    stages = [(name, _stage(prefix)) for name, prefix in STAGES if (ADAPT / f"{prefix}log.csv").is_file()]
     tno = json.loads((EVAL / "tno.json").read_text())["mean"] if (EVAL / "tno.json").is_file() else {}
     lines = [
         "# Model card: IR-visible DeFusion weights (`defusion_ir_vis.pt`)", "",
@@ -131,11 +135,20 @@ def ir_vis_card() -> None:
         "## What they are",
         "- The paper's network (7,874,473 parameters, fp16 state dict), started from the shipped CUD weights "
         "(`defusion.pt`, [card](MODEL_CARD.md)) and adapted with fusion losses against the two sources: "
-        f"{ad['intensity']} x L1(F, max(A, B)) + {ad['gradient']} x L1(|grad F|, max(|grad A|, |grad B|)) "
-        "(Sobel magnitudes), the unsupervised losses of the IR-visible literature; no ground truth.",
-        f"- Data: {meta['data']}. Recipe: `configs/adapt-ir-vis.yaml` with `{meta['command']}`.",
-        f"- {it:,} iterations of batch {tr['batch']} at {tr['crop']}x{tr['crop']} ({it * tr['batch']:,} samples), "
-        f"learning rate {tr['lr']}. Hardware: {meta['hardware']}. Wall time: {meta['wall_minutes']:.0f} min.",
+        "w_int x L1(F, max(A, B)) + w_grad x L1(|grad F|, max(|grad A|, |grad B|)) (Sobel magnitudes), the "
+        "unsupervised losses of the IR-visible literature; no ground truth.",
+        f"- Data: {meta['data']}", f"- Hardware: {meta['hardware']}. Wall time: {meta['wall_minutes']} min in all.",
+        "- Stages (`defusion-rt train --adapt ir-vis --init ...`, each from the previous stage's weights):"]
+    for name, st in stages:
+        tr, ad = st["cfg"]["train"], st["cfg"]["adapt"]
+        crops = (f"crops of {ad['crop_scale'][0]:.0%}-{ad['crop_scale'][1]:.0%} of the image area shrunk to "
+                 f"{tr['crop']} px" if "crop_scale" in ad else
+                 f"{tr['crop']} px crops at {ad['zoom'][0]}-{ad['zoom'][1]}x the sources' own scale")
+        lines.append(f"  - {name}: {st['iterations']:,} iterations of batch {tr['batch']} ({st['iterations'] * tr['batch']:,} "
+                     f"samples), {crops}, lr {tr['lr']} with halvings at {tr['lr_milestones']} of the run, "
+                     f"w_int {ad['intensity']}, w_grad {ad['gradient']}.")
+    lines += [
+        f"- Commands: {meta['command']}",
         "- The default for `--task ir-vis` in `fuse`, `run`, `evaluate` and `web` because they beat the CUD weights "
         "there (tables below); every other task keeps the CUD weights. `--weights defusion_rt/model/weights/"
         "defusion.pt` selects the CUD weights for IR-visible too.",
@@ -150,23 +163,27 @@ def ir_vis_card() -> None:
         for m in ("defusion", "defusion-cud", "laplacian", "average"):
             if m in tno:
                 lines.append(f"| {m} (ours, measured) | " + " | ".join(f"{tno[m][k]:.2f}" for k in keys) + " |")
-        lines += ["", "Same metric code convention as the paper's table (checked against reference values in "
-                  "`tests/test_metric_reference.py`); the authors' numbers come from their own weights and test "
-                  "images, so compare magnitudes, not third decimals.", ""]
-    val = _val_rows()
-    if val:
-        lines += ["## Quality against samples seen (validation: TNO sequences, not in the tables)", "",
-                  "![validation curve](../../../benchmarks/training/adapt/val.png)", "",
-                  "| samples seen | set | Qabf | MI | VIF | averaging's Qabf / MI / VIF |", "|---:|---|---:|---:|---:|---|"]
-        base = {r["set"]: r for r in val if r["method"] == "average"}
-        for r in val:
+        lines += ["", "Same metric convention as the paper's table (checked against reference values in "
+                  "`tests/test_metric_reference.py`); the authors' numbers come from their own weights, so compare "
+                  "magnitudes, not third decimals.", ""]
+    lines += ["## Quality against samples seen (validation: TNO sequences, not in the tables)", "",
+              "Each row is the mean over 8 frame pairs of a sequence; averaging's row was computed by the same code "
+              "in the same run. Stage 1 was scored with the project's earlier metric code (replicated Sobel "
+              "borders, Gaussian SSIM), stage 2 with the published convention, so compare a row with its own "
+              "averaging level, not stage 1 with stage 2.", "",
+              "| stage | samples seen | set | Qabf | MI | VIF | averaging's Qabf / MI / VIF |",
+              "|---|---:|---|---:|---:|---:|---|"]
+    for name, st in stages:
+        base = {r["set"]: r for r in st["val"] if r["method"] == "average"}
+        for r in st["val"]:
             if r["method"] == "model":
                 b = base[r["set"]]
-                lines.append(f"| {int(r['seen']):,} | {r['set']} | {float(r['Qabf']):.3f} | {float(r['MI']):.3f} | "
-                             f"{float(r['VIF']):.3f} | {float(b['Qabf']):.3f} / {float(b['MI']):.3f} / "
-                             f"{float(b['VIF']):.3f} |")
-        lines += ["", f"Validation rows use the metric code of the run (see `{ADAPT.relative_to(ROOT)}/run.json`).", ""]
-    lines += ["## Evaluation", "", "![loss](../../../benchmarks/training/adapt/loss.png)", ""]
+                lines.append(f"| {name} | {int(r['seen']):,} | {r['set']} | {float(r['Qabf']):.3f} | "
+                             f"{float(r['MI']):.3f} | {float(r['VIF']):.3f} | {float(b['Qabf']):.3f} / "
+                             f"{float(b['MI']):.3f} / {float(b['VIF']):.3f} |")
+    lines += ["", "![stage 1 curve](../../../benchmarks/training/adapt/stage1_val.png)",
+              "![stage 2 curve](../../../benchmarks/training/adapt/val.png)", "",
+              "## Evaluation", "", "![loss](../../../benchmarks/training/adapt/loss.png)", ""]
     for name, title in IR_SETS:
         if (EVAL / f"{name}.json").exists():
             table, notes = comparison(name)
@@ -177,6 +194,27 @@ def ir_vis_card() -> None:
               "et al. 2020) and M3SVD (MIT) are research data used here only for evaluation.", ""]
     CARD_IR.write_text("\n".join(lines))
     print(f"wrote {CARD_IR}")
+    readme_table()
+
+
+def readme_table(readme: Path = ROOT / "README.md") -> None:
+    """The README's weights table (between its markers), from the evaluation JSON files."""
+    rows = ["| set | method | Qabf | MI | VIF | SSIM |", "|---|---|---:|---:|---:|---:|"]
+    for name, title in IR_SETS[:3]:
+        if not (EVAL / f"{name}.json").is_file():
+            continue
+        mean = json.loads((EVAL / f"{name}.json").read_text())["mean"]
+        for m, label in (("defusion", "defusion (IR-visible default)"), ("defusion-cud", "defusion-cud"),
+                         ("average", "average"), ("laplacian", "Laplacian pyramid")):
+            if m in mean:
+                rows.append(f"| {title} | {label} | " + " | ".join(f"{mean[m][k]:.3f}" for k in
+                                                              ("Qabf", "MI", "VIF", "SSIM")) + " |")
+    text = readme.read_text()
+    start, end = "<!-- weights-table:start -->", "<!-- weights-table:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        readme.write_text(head + start + "\n" + "\n".join(rows) + "\n" + end + rest.split(end, 1)[1])
+        print(f"updated the weights table in {readme}")
 
 
 if __name__ == "__main__":

@@ -168,9 +168,11 @@ def train(data: str | list[str] | None, settings: Settings | None, out: Path, re
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=tr.lr, betas=(0.9, 0.999))
 
+    passed = [0]  # milestones passed so far: a re-planned, longer run never raises the learning rate again
+
     def lr_factor(step: int) -> float:  # linear warm-up, then x gamma at each milestone (read live: --minutes)
-        steps = sum(step >= int(f * tr.iterations) for f in tr.lr_milestones)
-        return min(1.0, (step + 1) / tr.warmup if tr.warmup else 1.0) * tr.lr_gamma ** steps
+        passed[0] = max(passed[0], sum(step >= int(f * tr.iterations) for f in tr.lr_milestones))
+        return min(1.0, (step + 1) / tr.warmup if tr.warmup else 1.0) * tr.lr_gamma ** passed[0]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     start = 0
     if state is not None:
@@ -215,17 +217,19 @@ def train(data: str | list[str] | None, settings: Settings | None, out: Path, re
             export_weights(model, out / "model.pt", meta=dict(meta, iteration=it))
             (out / "config.yaml").write_text(yaml.safe_dump(settings.to_dict(), sort_keys=False))
 
-    def plan(it: int, elapsed: float) -> None:
-        """Fit the run into the budget at the rate measured so far; place milestones as fractions of it."""
+    def plan(it: int, elapsed: float, place_milestones: bool) -> None:
+        """Fit the run into the budget at the rate measured so far. The loss milestones are placed by the first
+        two estimates only (moving them later would switch a loss term back off); the learning-rate steps follow
+        every estimate but never undo a step taken."""
         rate = (it - start) / elapsed
         tr.iterations = max(it + 1, it + int(rate * (minutes * 60 - elapsed)))
-        scale = objective.rescale(tr.iterations)
+        scale = objective.rescale(tr.iterations) if place_milestones else None
         if scale is not None:
             tr.schedule_scale = scale
 
     stop = _StopFlag()
     it, skipped, t0 = start, 0, time.perf_counter()
-    last_val, next_plan = t0, (start + PLAN_AFTER if planning else None)
+    last_val, next_plan, plans = t0, (start + PLAN_AFTER if planning else None), 0
     if validator:
         validator(model, it, it * tr.batch * world, 0.0)
         last_val = time.perf_counter()
@@ -253,10 +257,13 @@ def train(data: str | list[str] | None, settings: Settings | None, out: Path, re
                 sched.step()
                 it += 1
                 elapsed = time.perf_counter() - t0
-                if it == next_plan:  # estimate after a warm-up, then once more at a tenth of the run
-                    plan(it, elapsed)
-                    refine = start + max(2 * PLAN_AFTER, (tr.iterations - start) // 10)
-                    next_plan = refine if it == start + PLAN_AFTER and refine > it else None
+                time_left = minutes is not None and elapsed < 0.97 * minutes * 60
+                if it == next_plan or (planning and it >= tr.iterations and time_left):
+                    # Estimate after a warm-up, then again every tenth of the run: the machine's speed may
+                    # change (shared cores), and a run that got faster extends instead of ending early.
+                    plan(it, elapsed, place_milestones=plans < 2)
+                    plans += 1
+                    next_plan = it + max(PLAN_AFTER, (tr.iterations - start) // 10)
                     progress.update(task, total=tr.iterations)
                 if validator and time.perf_counter() - last_val >= val_every * 60:
                     validator(model, it, it * tr.batch * world, elapsed / 60)
