@@ -203,7 +203,7 @@ def train(data: str | list[str] | None, settings: Settings | None, out: Path, re
     writer = csv.DictWriter(log_file, fields) if lead else None
     if lead and new_log:
         writer.writeheader()
-    validator = Validator(validation, out) if lead and validation else None
+    validator = Validator(validation, out, resume=resume, start=start) if lead and validation else None
     meta = dict(crop=tr.crop, data=[str(d) for d in data or []], adapt=adapt, init=str(init) if init else None)
 
     def checkpoint(it: int) -> None:

@@ -53,25 +53,26 @@ def _mean_scores(fuser: Fuser, vs: ValSet) -> dict:
 class Validator:
     """Scores a model on the sets; appends rows to val.csv and redraws val.png after each call."""
 
-    def __init__(self, sets: list[ValSet], out: Path):
+    def __init__(self, sets: list[ValSet], out: Path, resume: bool = False, start: int = 0):
         self.sets = [s for s in sets if s.pairs]
         self.path, self.png = out / "val.csv", out / "val.png"
+        rows = list(csv.DictReader(self.path.open())) if resume and self.path.is_file() else []
+        with self.path.open("w", newline="") as fh:  # a new run starts a new curve; a resumed one keeps its own
+            w = csv.DictWriter(fh, FIELDS)
+            w.writeheader()
+            w.writerows(r for r in rows if int(r["iteration"]) <= start)
         self.baseline = {s.name: _mean_scores(Fuser(create_engine("average", "cpu"), s.task), s) for s in self.sets}
 
     def __call__(self, model, iteration: int, seen: int, minutes: float) -> list[dict]:
         was_training = model.training
         engine = EagerEngine(model, next(model.parameters()).device)  # a copy, in eval mode
-        new = not self.path.is_file()
         rows = []
         for s in self.sets:
             base = dict(iteration=iteration, seen=seen, minutes=round(minutes, 2), set=s.name)
             rows.append(dict(base, method="model", **_mean_scores(Fuser(engine, s.task), s)))
             rows.append(dict(base, method="average", **self.baseline[s.name]))
         with self.path.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, FIELDS)
-            if new:
-                w.writeheader()
-            w.writerows(rows)
+            csv.DictWriter(fh, FIELDS).writerows(rows)
         model.train(was_training)
         self.plot()
         return rows
