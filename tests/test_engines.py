@@ -53,7 +53,9 @@ def private_cache(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name, precision", [
     ("eager", "fp32"), ("eager", "bf16"), ("torchscript", "fp32"), ("torchscript", "bf16"), ("onnx", "fp32"),
-    pytest.param("compile", "fp32", marks=pytest.mark.slow), pytest.param("export", "fp32", marks=pytest.mark.slow),
+    # Compiling builds C++ kernels: minutes on two busy cores, hence the generous time limit.
+    pytest.param("compile", "fp32", marks=[pytest.mark.slow, pytest.mark.timeout(900)]),
+    pytest.param("export", "fp32", marks=[pytest.mark.slow, pytest.mark.timeout(900)]),
 ])
 def test_engine_matches_fp32_eager(tiny_model, inputs, reference, name, precision):
     engine = create_engine(name, "cpu", precision, model=tiny_model)
