@@ -127,6 +127,7 @@ def probe_rate(settings: Settings, data: list[str], batch: int, device: torch.de
                init: Path | None) -> float:
     """Training images/s at `batch` (forward, backward, Adam; data in the main process, already decoded)."""
     settings.train.batch = batch
+    torch.set_flush_denormal(True)  # as the trainer does (a CPU dry run crawls on denormals otherwise)
     objective = CUDObjective(data, settings)
     model = create_model(settings.model.name, weights=init, width=None if init else settings.model.width)
     model = model.to(device).train().to(memory_format=torch.channels_last)

@@ -157,6 +157,7 @@ def train(data: str | list[str] | None, settings: Settings | None, out: Path, re
     lead = rank == 0
 
     torch.manual_seed(tr.seed)
+    torch.set_flush_denormal(True)  # CPU: denormal floats in tiny activations make every op many times slower
     if init:
         model = create_model(settings.model.name, weights=init).train()  # the file's width wins
         settings.model.width = model.cfg.width
