@@ -127,7 +127,7 @@ def probe_rate(settings: Settings, data: list[str], batch: int, device: torch.de
                init: Path | None) -> float:
     """Training images/s at `batch` (forward, backward, Adam; data in the main process, already decoded)."""
     settings.train.batch = batch
-    torch.set_flush_denormal(True)  # as the trainer does (a CPU dry run crawls on denormals otherwise)
+    torch.set_flush_denormal(True)  # as the trainer does
     objective = CUDObjective(data, settings)
     model = create_model(settings.model.name, weights=init, width=None if init else settings.model.width)
     model = model.to(device).train().to(memory_format=torch.channels_last)
@@ -135,7 +135,7 @@ def probe_rate(settings: Settings, data: list[str], batch: int, device: torch.de
     samples = [objective.dataset[i] for i in range(batch)]
     batch_t = {k: torch.stack([torch.as_tensor(s[k]) for s in samples]).to(device) for k in samples[0]}
     amp = _amp_dtype(settings.train.amp, device)
-    steps, t0 = 0, None
+    warmup, steps, t0 = 3, 0, None
     while t0 is None or time.perf_counter() - t0 < seconds:
         a, b = (x.contiguous(memory_format=torch.channels_last) for x in objective.inputs(batch_t))
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
@@ -146,9 +146,11 @@ def probe_rate(settings: Settings, data: list[str], batch: int, device: torch.de
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        steps += 1
-        if steps == 3:  # warm-up steps (allocator, cuDNN autotuning) are not timed
-            steps, t0 = 0, time.perf_counter()
+        if warmup:  # warm-up steps (allocator, cuDNN autotuning) are not timed
+            warmup -= 1
+            t0 = None if warmup else time.perf_counter()
+        else:
+            steps += 1
     return steps * batch / (time.perf_counter() - t0)
 
 
