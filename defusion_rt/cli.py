@@ -19,6 +19,8 @@ def _cmd_train(args) -> None:
     from .train.validate import load_set
     settings = load_settings(args.config) if args.config or not args.resume else None
     out = Path(args.out) if args.out else Path("runs") / "train"
+    if args.model and settings is not None:
+        settings.model.name = args.model
     if args.adapt and args.data:
         raise UserError("--data is for CUD training; with --adapt give the pairs as --a DIR --b DIR")
     if (args.a or args.b) and not args.adapt:
@@ -66,7 +68,8 @@ def _cmd_run(args) -> None:
     s = load_pipeline(args.pipeline)
     overrides = {"sources": dict(a=args.a, b=args.b, mode="live" if args.live else None, paced=args.paced or None),
                  "register": dict(method=args.register, allow_untrusted=args.allow_unregistered),
-                 "fusion": dict(task=args.task, method=args.method, engine=args.engine, device=args.device,
+                 "fusion": dict(task=args.task, method=args.method, model=args.model, engine=args.engine,
+                                device=args.device,
                                 precision=args.precision, batch=args.batch, weights=args.weights,
                                 colour=args.colour or None),
                  "render": dict(display=args.display, record=args.record, csv=args.csv,
@@ -164,18 +167,18 @@ def _cmd_bench(args) -> None:
         from .bench.matrix import device_slug_for, profile
         engine, _, precision = args.profile.partition(":")
         w, h = args.sizes[0]
-        text = profile(BenchSettings(device=args.device, weights=args.weights), engine, precision or "fp32",
+        text = profile(BenchSettings(device=args.device, model=args.model, weights=args.weights), engine, precision or "fp32",
                        (int(w), int(h)))
         import torch
         dev = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-        path = folder / f"profile_{device_slug_for(dev)}_{engine}_{precision or 'fp32'}_{w}x{h}.txt"
+        path = folder / f"profile_{device_slug_for(dev)}_{args.model}_{engine}_{precision or 'fp32'}_{w}x{h}.txt"
         folder.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         console.print(text)
         console.print(f"profile: {path}")
         return
     if not args.report_only:
-        s = BenchSettings(device=args.device, engines=args.engines.split(","), precisions=args.precisions.split(","),
+        s = BenchSettings(device=args.device, model=args.model, engines=args.engines.split(","), precisions=args.precisions.split(","),
                           sizes=args.sizes, batches=args.batch, budget_s=args.budget,
                           weights=args.weights, e2e_frames=args.e2e_frames,
                           e2e=tuple(args.e2e.split(",")) if args.e2e else None, partial=args.json)
@@ -223,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--b", action="append", help="--adapt: folder of second sources (visible), same names as --a")
     t.add_argument("--init", help="start from this weight file (fresh optimiser and warm-up), e.g. the shipped "
                                   "weights, to continue them or adapt them to your own data")
+    t.add_argument("--model", help="model variant to train (default: the config's model.name, defusion)")
     t.add_argument("--minutes", type=float, help="wall-clock budget: the run's length, learning-rate steps and "
                                                  "loss milestones are fitted to it after a short warm-up")
     t.add_argument("--val", nargs=3, action="append", metavar=("TASK", "A_DIR", "B_DIR"),
@@ -255,10 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--b", required=True, help="folder of second sources, same file names")
     e.add_argument("--gt", help="folder of ground-truth images (adds PSNR and SSIM_ref)")
     e.add_argument("--methods", default="defusion,average,max,laplacian",
-                   help="comma-separated: defusion (the task's default weights), defusion-cud (the CUD weights), "
-                        "average, max, laplacian, mertens (empty: only --fused)")
+                   help="comma-separated: a model variant (defusion, defusion_fast: the task's default weights), "
+                        "VARIANT-cud (its CUD weights), average, max, laplacian, mertens (empty: only --fused)")
     e.add_argument("--fused", action="append", help="NAME=DIR of fused images from another tool (repeatable)")
-    e.add_argument("--weights", help="network weights (default: shipped)")
+    e.add_argument("--weights", help="network weights for the variant the file fits (default: shipped)")
     e.add_argument("--device", default="auto")
     e.add_argument("--precision", default="fp32")
     e.add_argument("--limit", type=int, help="only the first N pairs")
@@ -275,7 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--b", help="source B (visible for ir-vis)")
     r.add_argument("--task", help="ir-vis | multi-exposure | multi-focus")
     r.add_argument("--method", help="defusion | average | max | laplacian | mertens")
-    r.add_argument("--engine", help="network backend (eager, torchscript, compile, export, onnx, tensorrt)")
+    r.add_argument("--model", help="auto (default: defusion_fast on a CPU, defusion on CUDA) | defusion | "
+                                  "defusion_fast | defusion_lite")
+    r.add_argument("--engine", help="auto (default: compile on a CPU, eager on CUDA) | eager | torchscript | "
+                                   "compile | export | onnx | tensorrt")
     r.add_argument("--register", help="none | auto (cross-modal, checked) | ecc | features | calibration YAML")
     r.add_argument("--allow-unregistered", action="store_true", default=None,
                    help="recorded sources: fuse unregistered when --register auto fails its check (else stop)")
@@ -286,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--live", action="store_true", help="pair the freshest frames and drop stale ones")
     r.add_argument("--paced", action="store_true", help="play recorded sources at their frame rate")
     r.add_argument("--device")
-    r.add_argument("--precision")
+    r.add_argument("--precision", help="auto (default: bf16 on a CPU that has it, fp16 on CUDA) | fp32 | bf16 | fp16")
     r.add_argument("--batch", type=int, help="pairs per fusion call for recorded sources")
     r.add_argument("--weights")
     r.add_argument("--colour", "--color", action="store_true")
@@ -314,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated capture sizes, WIDTHxHEIGHT")
     b.add_argument("--batch", default="1", type=_ints, help="comma-separated batch sizes")
     b.add_argument("--budget", type=float, default=8.0, help="timed seconds per configuration")
+    b.add_argument("--model", default="defusion", help="model variant (defusion, defusion_fast, ...)")
     b.add_argument("--weights", help="weights (default: shipped)")
     b.add_argument("--e2e", help="A,B sources for the end-to-end run (default: the built-in scene at 640x480)")
     b.add_argument("--e2e-frames", type=int, default=60)

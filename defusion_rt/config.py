@@ -18,7 +18,7 @@ from .errors import UserError
 
 @dataclass
 class ModelSettings:
-    name: str = "defusion"  # registered variant: defusion | defusion_lite
+    name: str = "defusion"  # registered variant: defusion | defusion_lite | defusion_fast
     width: float = 1.0      # width multiplier; overrides the variant's when not 1.0
 
 

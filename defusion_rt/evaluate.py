@@ -23,7 +23,8 @@ from .errors import UserError
 from .fuse import Fuser, pair_folders
 from .imageio import list_images, read_image, to_uint8, try_read
 from .metrics import SUMMED, metric_names, score
-from .model import default_weights
+from .model import VARIANTS, default_weights, variant_for_weights
+
 from .tasks import check_task
 
 CONVENTIONS = ("grey BT.601 luma on 0-255; MI (nats), VIF and SSIM are sums over (A,F)+(B,F) - halve them for "
@@ -55,16 +56,21 @@ class Report:
 
 
 def _methods(names: list[str], weights: str | None, device: str, precision: str, task: str) -> dict:
+    """Network rows are a registered variant's name (its shipped weights for the task; --weights replaces them
+    for the variant the file fits) or NAME-cud (its CUD weights, whatever the task); the rest are baselines."""
+    fits = variant_for_weights(weights) if weights else None
     fusers = {}
     for name in names:
-        if name == "defusion":  # --weights, else the task's shipped default
-            engine = create_engine("eager", device, precision, weights=weights, task=task)
-        elif name == "defusion-cud":  # the shipped CUD weights, whatever the task's default
-            engine = create_engine("eager", device, precision, weights=str(default_weights()))
+        variant, _, cud = name.partition("-")
+        if variant in VARIANTS and cud in ("", "cud"):
+            own = weights if (fits == variant and not cud) else None
+            w = own or str(default_weights(variant, None if cud else task))
+            engine = create_engine("eager", device, precision, weights=w, model_name=variant)
         elif name in CLASSICAL:
             engine = create_engine(name, device)
         else:
-            raise UserError(f"unknown method '{name}'; choose from defusion, defusion-cud, {', '.join(CLASSICAL)}")
+            raise UserError(f"unknown method '{name}'; choose from {', '.join(VARIANTS)} (or NAME-cud for its CUD "
+                            f"weights), {', '.join(CLASSICAL)}")
         fusers[name] = Fuser(engine, task)
     return fusers
 

@@ -101,7 +101,7 @@ def test_m3svd_clip_pair_through_the_whole_pipeline(tmp_path):
 def test_network_model_on_a_recorded_folder_pair(tmp_path, weights):
     a, b = make_folder(tmp_path / "ir", 6, "ir"), make_folder(tmp_path / "vis", 6, "vis")
     out = tmp_path / "f.mp4"
-    s = settings(sources=dict(a=str(a), b=str(b)), fusion=dict(weights=weights, device="cpu", batch=4),
+    s = settings(sources=dict(a=str(a), b=str(b)), fusion=dict(weights=weights, device="cpu", engine="eager", batch=4),
                  render=dict(record=str(out), side_by_side=True))
     summary = Pipeline(s).run()
     assert summary.fused == 6 and count_frames(out) == 6
@@ -328,7 +328,8 @@ def test_every_shipped_pipeline_runs_on_stand_in_sources(tmp_path, name, weights
     if s.register.method not in ("none", "auto", "features"):
         from defusion_rt.register import Registration
         s.register.method = str(Registration(np.eye(3), (160, 120), (160, 120)).save(tmp_path / "cal.yaml"))
-    s.fusion.weights, s.fusion.device = weights, "cpu"
+    # Eager fp32: the shipped files default to a compiled engine, whose minutes-long builds test_engines covers.
+    s.fusion.weights, s.fusion.device, s.fusion.engine, s.fusion.precision = weights, "cpu", "eager", "fp32"
     s.render.display = False
     s.render.record = str(tmp_path / "out.mp4") if s.render.record else ""
     s.render.csv = str(tmp_path / "t.csv") if s.render.csv else ""

@@ -30,6 +30,7 @@ from .telemetry import GpuSampler, machine
 @dataclass
 class BenchSettings:
     device: str = "cpu"
+    model: str = "defusion"        # registered variant
     # An entry ENGINE runs at every precision; ENGINE:PRECISION at that one only (builds are slow: choose).
     engines: list = field(default_factory=lambda: ["eager", "torchscript", "compile", "export", "onnx"])
     precisions: list = field(default_factory=lambda: ["fp32", "bf16"])
@@ -92,13 +93,13 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but this torch has no CUDA device")
     try:
-        model = create_model(weights=s.weights, pretrained=s.weights is None)
+        model = create_model(s.model, weights=s.weights, pretrained=s.weights is None)
         weights = s.weights or "shipped"
     except UserError:
         if s.weights:  # a bad --weights file is the user's error, not a reason to time random weights
             raise
         torch.manual_seed(0)
-        model, weights = create_model(), "random (no weights found)"
+        model, weights = create_model(s.model), "random (no weights found)"
     sampler = GpuSampler()
     sampler.start()
     records = []
@@ -110,7 +111,7 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
             [(e.partition(":")[0], p, None, "channels_last") for e in s.engines
              for p in ([e.partition(":")[2]] if ":" in e else s.precisions)]
         for name, precision, engine, fmt in configs:
-            rec = dict(engine=name, precision=precision, device=device.type, width=w, height=h,
+            rec = dict(model=s.model, engine=name, precision=precision, device=device.type, width=w, height=h,
                        input_shape=list(a1.shape[-2:]), memory_format=fmt, baseline=engine is baseline)
             if name == "onnx":
                 rec["memory_format"] = "contiguous"
@@ -147,7 +148,7 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
                               f"{med:9.2f} ms, err {rec['rel_err_vs_fp32']:.2e}")
     _add_speedups(records)
     result = dict(created=datetime.datetime.now().isoformat(timespec="seconds"), command=" ".join(sys.argv),
-                  weights=weights, machine=machine(), device=device.type, records=records)
+                  model=s.model, weights=weights, machine=machine(), device=device.type, records=records)
     w, h = (640, 480) if (640, 480) in [tuple(x) for x in s.sizes] else tuple(s.sizes[0])
     best = best_record(records, w, h)
     if best:
@@ -197,11 +198,12 @@ def end_to_end(best: dict, s: BenchSettings, weights_path, console: Console) -> 
         p.register.method = str(Registration(np.eye(3), src_size, src_size).save(Path(tmp) / "identity.yaml"))
         p.fusion.engine, p.fusion.precision, p.fusion.device = best["engine"], best["precision"], best["device"]
         p.fusion.weights = weights_path or ""
+        p.fusion.model = s.model
         p.fusion.batch = 1
         p.render.record = str(Path(tmp) / "e2e.mp4")
         p.run.max_frames, p.run.progress = s.e2e_frames, False
         summary = Pipeline(p, console).run()
-    return dict(engine=best["engine"], precision=best["precision"], sources=[p.sources.a, p.sources.b],
+    return dict(model=s.model, engine=best["engine"], precision=best["precision"], sources=[p.sources.a, p.sources.b],
                 width=src_size[0], height=src_size[1], frames=summary.fused, fps=round(summary.fps, 3),
                 latency_ms={k: {m: round(v, 2) for m, v in d.items()} for k, d in summary.latency_ms.items()},
                 codec=summary.codec, stopped_by=summary.stopped_by)
@@ -256,7 +258,7 @@ def stream_overlap(best: dict, model, device, s: BenchSettings, frames: int = 12
 def profile(s: BenchSettings, engine_name: str, precision: str, size: tuple[int, int], rows: int = 30) -> str:
     """torch.profiler table of one forward pass (after a warm-up call), sorted by self time per operator."""
     device = torch.device(s.device if s.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = create_model(weights=s.weights, pretrained=s.weights is None)
+    model = create_model(s.model, weights=s.weights, pretrained=s.weights is None)
     engine = create_engine(engine_name, str(device), precision, model=model,
                            **({"channels_last": False} if engine_name == "eager-nchw" else {})) \
         if engine_name != "eager-nchw" else EagerEngine(model, device, precision, channels_last=False)
@@ -285,14 +287,17 @@ def device_slug(result: dict) -> str:
 
 
 def save(result: dict, folder: Path) -> Path:
+    """One file per device and variant; the paper network's keeps the bare device name."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{device_slug(result)}.json"
+    model = result.get("model", "defusion")
+    path = folder / f"{device_slug(result)}{'' if model == 'defusion' else '_' + model}.json"
     path.write_text(json.dumps(result, indent=1))
     return path
 
 
 def print_table(result: dict, console: Console) -> None:
-    t = Table(title=f"defusion-rt bench on {device_slug(result)} ({result['weights']} weights)")
+    t = Table(title=f"defusion-rt bench: {result.get('model', 'defusion')} on {device_slug(result)} "
+                    f"({result['weights']} weights)")
     for col in ["engine", "precision", "size", "batch", "FPS", "median ms", "p95 ms", "x fp32 eager", "rel err",
                 "build s"]:
         t.add_column(col, justify="right")
@@ -306,5 +311,5 @@ def print_table(result: dict, console: Console) -> None:
     console.print(t)
     if "e2e" in result:
         e = result["e2e"]
-        console.print(f"end to end ({e['engine']} {e['precision']}, {e['width']}x{e['height']}, decode+register+"
+        console.print(f"end to end ({result.get('model', 'defusion')} {e['engine']} {e['precision']}, {e['width']}x{e['height']}, decode+register+"
                       f"fuse+encode): {e['fps']:.2f} FPS over {e['frames']} frames")

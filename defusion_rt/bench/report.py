@@ -17,7 +17,7 @@ def load_results(folder: Path) -> list[dict]:
 def _label(res: dict, r: dict) -> str:
     m = res["machine"]
     dev = m["gpu"]["name"] if res["device"] == "cuda" and "gpu" in m else f"CPU {m['cpu_cores']}c"
-    return f"{dev} {r['engine']}{' NCHW' if r.get('baseline') else ''} {r['precision']}"
+    return f"{dev} {res.get('model', 'defusion')} {r['engine']}{' NCHW' if r.get('baseline') else ''} {r['precision']}"
 
 
 def plot(results: list[dict], path: Path, width: int = 640, height: int = 480) -> Path:
@@ -27,15 +27,16 @@ def plot(results: list[dict], path: Path, width: int = 640, height: int = 480) -
             if r.get("fps") and (r["width"], r["height"]) == (width, height) and r.get("batch") == 1:
                 bars[_label(res, r)] = r["fps"]
     bars = dict(sorted(bars.items(), key=lambda kv: -kv[1]))
-    return bar_plot(bars, path, f"DeFusion model-only FPS at {width}x{height}, batch 1 (benchmarks/results)", "FPS")
+    return bar_plot(bars, path, f"Model-only FPS at {width}x{height}, batch 1 (benchmarks/results)", "FPS")
 
 
 def markdown_table(results: list[dict]) -> str:
-    lines = ["| device | engine | precision | size | batch | FPS | median ms | x fp32 eager | rel. error | result file |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| device | model | engine | precision | size | batch | FPS | median ms | x fp32 eager | rel. error | result file |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for res in results:
         m = res["machine"]
         dev = m["gpu"]["name"] if res["device"] == "cuda" and "gpu" in m else f"{m['cpu']} ({m['cpu_cores']} cores)"
+        dev += f" | {res.get('model', 'defusion')}"
         for r in res["records"]:
             if "fps" not in r:
                 continue

@@ -10,6 +10,17 @@ from .eager import EagerEngine
 NETWORK_ENGINES = ["eager", *COMPILED]
 
 
+def auto_choice(device: str = "auto") -> dict:
+    """What `run` uses where a setting says auto: camera rate first. On a CPU the real-time variant, compiled, in
+    bf16 where the CPU has it (benchmarks/results: the fastest configuration within 1e-2 of fp32); on CUDA the
+    paper network in fp16 (eager: TensorRT and compile are one flag away and need a build)."""
+    import torch
+    if resolve_device(device).type == "cuda":
+        return dict(model="defusion", engine="eager", precision="fp16")
+    bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    return dict(model="defusion_fast", engine="compile", precision="bf16" if bf16 else "fp32")
+
+
 def create_engine(name: str = "eager", device: str = "auto", precision: str = "fp32", model=None,
                   weights: str | None = None, model_name: str = "defusion", task: str | None = None,
                   **options) -> Engine:
@@ -27,4 +38,4 @@ def create_engine(name: str = "eager", device: str = "auto", precision: str = "f
     return COMPILED[name](model, dev, precision, **options)
 
 
-__all__ = ["CLASSICAL", "COMPILED", "Engine", "EagerEngine", "create_engine", "resolve_device", "NETWORK_ENGINES"]
+__all__ = ["auto_choice", "CLASSICAL", "COMPILED", "Engine", "EagerEngine", "create_engine", "resolve_device", "NETWORK_ENGINES"]

@@ -30,4 +30,6 @@ class Engine(ABC):
         """a, b: Bx3xHxW float on self.device -> fused Bx3xHxW float32."""
 
     def describe(self) -> str:
-        return f"{self.name} {self.precision} on {self.device}"
+        """What the overlay and the run summary name: variant, engine, precision, device."""
+        variant = getattr(getattr(self, "model", None), "variant", "")
+        return f"{variant + ' ' if variant else ''}{self.name} {self.precision} on {self.device}"

@@ -26,6 +26,7 @@ class EagerEngine(Engine):
     def __init__(self, model: DeFusion, device: torch.device, precision: str = "fp32", channels_last: bool = True):
         super().__init__(device, precision)
         self.dtype = check_precision(precision, device)
+        self.model = model
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # A copy: casting in place would change the caller's model (and every engine sharing it).
         self.module = FusedOnly(copy.deepcopy(model)).eval().to(device=device, dtype=self.dtype,

@@ -69,6 +69,10 @@ class StreamedFuser:
         return self._collect(keep=0)
 
     def submit(self, a: list[np.ndarray], b: list[np.ndarray], meta=None) -> list[tuple[list[np.ndarray], object]]:
+        n = len(a)
+        if self.shape and n < self.shape[0] and a[0].shape == self.shape[1:]:
+            # A short tail batch is padded with its last pair: compiled engines keep their one static shape.
+            a, b = a + [a[-1]] * (self.shape[0] - n), b + [b[-1]] * (self.shape[0] - n)
         shape = (len(a), *a[0].shape)
         done = self._collect(keep=self.depth - 1)  # frees the slot about to be reused
         if shape != self.shape:  # a new resolution or batch size: reallocate once
@@ -78,7 +82,7 @@ class StreamedFuser:
         self.next = (self.next + 1) % self.depth
         np.copyto(slot.host_a.numpy(), np.stack(a))
         np.copyto(slot.host_b.numpy(), np.stack(b))
-        slot.n, slot.meta = len(a), meta
+        slot.n, slot.meta = n, meta
         if self.cuda:
             self._launch(slot)
         else:

@@ -1,5 +1,5 @@
 from .defusion import DeFusion, DeFusionConfig, Decomposition, FusedOnly
-from .registry import VARIANTS, create_model, default_weights, export_weights, list_models
+from .registry import VARIANTS, create_model, default_weights, export_weights, list_models, variant_for_weights
 
 __all__ = ["DeFusion", "DeFusionConfig", "Decomposition", "FusedOnly", "VARIANTS", "create_model",
-           "default_weights", "export_weights", "list_models"]
+           "default_weights", "export_weights", "list_models", "variant_for_weights"]

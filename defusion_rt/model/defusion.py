@@ -118,14 +118,18 @@ class DeFusion(nn.Module):
                  (self.head_fused, e_c + e_ua + e_ub)]
         return Decomposition(*(h(e) if activate else h[0](e) for h, e in heads))
 
+    def fused(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The fused image alone (what engines export and compile)."""
+        e_c, e_ua, e_ub = self.embed(a, b)
+        return self.head_fused(e_c + e_ua + e_ub)
+
 
 class FusedOnly(nn.Module):
-    """Wraps DeFusion to return the fused image only: the shape engines export and compile."""
+    """Wraps any registered network to return the fused image only: the shape engines export and compile."""
 
-    def __init__(self, net: DeFusion):
+    def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        e_c, e_ua, e_ub = self.net.embed(a, b)
-        return self.net.head_fused(e_c + e_ua + e_ub)
+        return self.net.fused(a, b)

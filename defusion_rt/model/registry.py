@@ -10,7 +10,10 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from torch import nn
+
 from .defusion import DeFusion, DeFusionConfig
+from .fast import DeFusionFast, FastConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -20,7 +23,13 @@ VARIANTS: dict[str, dict] = {
     "defusion": dict(width=1.0, pad=16, multiple=8, weights="defusion.pt",
                      task_weights={"ir-vis": "defusion_ir_vis.pt"}),
     "defusion_lite": dict(width=0.5, pad=16, multiple=8, weights="defusion_lite.pt"),
+    # The real-time CPU variant (model/fast.py): same roles and heads at about 1/35 of the paper network's FLOPs.
+    "defusion_fast": dict(arch="fast", width=1.0, pad=16, multiple=16, weights="defusion_fast.pt",
+                          task_weights={"ir-vis": "defusion_fast_ir_vis.pt"}),
 }
+
+# Architecture families: a variant names one (default "defusion"); weight files record theirs.
+ARCHS = {"defusion": (DeFusion, DeFusionConfig), "fast": (DeFusionFast, FastConfig)}
 
 TRAIN_HINT = "train weights with `defusion-rt train --data DIR` and pass --weights RUN_DIR/model.pt"
 
@@ -31,6 +40,12 @@ def default_weights(name: str = "defusion", task: str | None = None) -> Path:
     if own and (WEIGHTS_DIR / own).is_file():
         return WEIGHTS_DIR / own
     return WEIGHTS_DIR / VARIANTS[name]["weights"]
+
+
+def variant_for_weights(path: str | Path) -> str:
+    """The first registered variant whose architecture a weight file fits (for `model: auto` with --weights)."""
+    family = _read_weights(Path(path)).get("arch", {}).get("family", "defusion")
+    return next((n for n, v in VARIANTS.items() if v.get("arch", "defusion") == family), "defusion")
 
 
 def list_models() -> list[str]:
@@ -51,7 +66,7 @@ def _read_weights(path: Path) -> dict:
 
 
 def create_model(name: str = "defusion", weights: str | Path | None = None, width: float | None = None,
-                 pretrained: bool = False, task: str | None = None) -> DeFusion:
+                 pretrained: bool = False, task: str | None = None) -> nn.Module:
     """Build variant `name`; load `weights` (a path), or the shipped default weights (for `task`) when `pretrained`.
 
     The width stored in a weight file wins over the variant's, so a file always builds the network it fits.
@@ -63,10 +78,17 @@ def create_model(name: str = "defusion", weights: str | Path | None = None, widt
         weights = default_weights(name, task)
         if not weights.is_file():
             raise UserError(f"no default weights shipped at {weights}; {TRAIN_HINT}")
+    family = VARIANTS[name].get("arch", "defusion")
     if weights is not None:
         blob = _read_weights(Path(weights))
         width = blob.get("arch", {}).get("width", width)
-    model = DeFusion(DeFusionConfig(width=width or VARIANTS[name]["width"]))
+        theirs = blob.get("arch", {}).get("family", "defusion")
+        if theirs != family:
+            fits = [n for n, v in VARIANTS.items() if v.get("arch", "defusion") == theirs]
+            raise UserError(f"weights {weights} are for the '{theirs}' architecture, not model '{name}'; "
+                            f"pass --model {fits[0] if fits else '(none registered)'}")
+    net, config = ARCHS[family]
+    model = net(config(width=width or VARIANTS[name]["width"]))
     if blob is not None:
         state = {k.removeprefix("module."): v.float() for k, v in blob["state_dict"].items()}
         try:
@@ -77,14 +99,19 @@ def create_model(name: str = "defusion", weights: str | Path | None = None, widt
             raise UserError(f"weights {weights} do not fit model '{name}' ({len(missing)} missing, "
                             f"{len(unexpected)} unexpected keys, e.g. {(missing or unexpected)[0]}); "
                             "pass the matching --model or retrain")
+    model.variant = name  # engines name it in the overlay and the run summary
     return model.eval()
 
 
-def export_weights(model: DeFusion, path: str | Path, meta: dict | None = None) -> Path:
+def family_of(model: nn.Module) -> str:
+    return next(f for f, (net, _) in ARCHS.items() if type(model) is net)
+
+
+def export_weights(model: nn.Module, path: str | Path, meta: dict | None = None) -> Path:
     """Save an fp16 state dict (half the size; the network runs in fp32 after loading) with its architecture."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
-    torch.save({"format": "defusion-rt-weights/1", "arch": {"width": model.cfg.width}, "state_dict": state,
+    torch.save({"format": "defusion-rt-weights/1", "arch": {"family": family_of(model), "width": model.cfg.width}, "state_dict": state,
                 "meta": meta or {}}, path)
     return path

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..capture import END, CaptureThread, Closed, FrameQueue, LivePairer, RecordedPairer, open_source
-from ..engines import CLASSICAL, create_engine
+from ..engines import CLASSICAL, auto_choice, create_engine
+from ..model import variant_for_weights
 from ..engines.streams import StreamedFuser
 from ..errors import UserError
 from ..fuse import Fuser
@@ -49,6 +51,7 @@ class Summary:
     message: str = ""
     record: str = ""
     codec: str = ""
+    engine: str = ""             # variant, engine, precision and device that fused
     registration: str = ""
     max_queue: int = 0
     reconnects: int = 0
@@ -104,8 +107,12 @@ class Pipeline:
     def _fuser(self) -> Fuser:
         f = self.s.fusion
         if f.method == "defusion":
-            engine = create_engine(f.engine, f.device, f.precision, weights=f.weights or None, model_name=f.model,
-                                   task=f.task)
+            auto = auto_choice(f.device)
+            if f.weights:  # a weight file knows its architecture
+                auto["model"] = variant_for_weights(f.weights)
+            pick = {k: auto[k] if getattr(f, k) == "auto" else getattr(f, k) for k in ("model", "engine", "precision")}
+            engine = create_engine(pick["engine"], f.device, pick["precision"], weights=f.weights or None,
+                                   model_name=pick["model"], task=f.task)
         else:
             engine = create_engine(f.method, f.device)
         return Fuser(engine, f.task, colour=f.colour)
@@ -186,6 +193,17 @@ class Pipeline:
         finally:
             out.put(END)
 
+    def _build_engine(self, batch: int) -> None:
+        """Compiled engines build per input shape: build for the first frame's now, before capture starts, so no
+        frame waits on it (with a registration the shape is known only after its estimate)."""
+        if self.s.register.method != "none" or not hasattr(self.fuser.engine, "prepare"):
+            return
+        w, h = self.sources[0].info.size
+        self.console.print(f"building the {self.fuser.engine.describe()} engine for {w}x{h} (once per size)")
+        zeros = torch.zeros(batch, 3, h, w, device=self.fuser.engine.device)
+        with torch.inference_mode():
+            self.fuser.fuse_tensors(zeros, zeros)
+
     # --- main loop ---------------------------------------------------------------------------------------
     def run(self) -> Summary:
         s, src = self.s, self.s.sources
@@ -212,7 +230,8 @@ class Pipeline:
                                   args=(pairer, out, 1 if self.live else max(1, s.fusion.batch)))
 
         self._queues, self._pairer = (qa, qb), pairer
-        summary = Summary()
+        self._build_engine(1 if self.live else max(1, s.fusion.batch))
+        summary = Summary(engine=self.fuser.engine.describe())
         old = {sig: signal.signal(sig, lambda *_: self._request_stop(summary, "signal"))
                for sig in (signal.SIGINT, signal.SIGTERM)} if threading.current_thread() is threading.main_thread() else {}
         total = self._expected_frames(limit)
@@ -337,6 +356,7 @@ def print_summary(summary: Summary, console: Console) -> None:
                                                  if summary.repeated_b or summary.skipped_b else ""))
     if summary.reconnects:
         t.add_row("reconnects", str(summary.reconnects))
+    t.add_row("fused with", summary.engine)
     t.add_row("throughput", f"{summary.fps:.2f} FPS over {summary.seconds:.1f} s")
     for k, v in summary.latency_ms.items():
         t.add_row(f"latency {k}", f"mean {v['mean']:.1f} ms, p95 {v['p95']:.1f} ms")

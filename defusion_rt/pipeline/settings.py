@@ -32,11 +32,13 @@ class RegisterSettings:
 class FusionSettings:
     task: str = "ir-vis"        # ir-vis | multi-exposure | multi-focus
     method: str = "defusion"    # defusion | average | max | laplacian | mertens
-    engine: str = "eager"       # network backend: see `defusion-rt bench --help`
+    # auto (model, engine, precision): camera rate first; on a CPU the real-time variant defusion_fast, compiled,
+    # bf16; on CUDA the paper network in fp16 (engines.auto_choice). Name them to choose, e.g. model: defusion.
+    model: str = "auto"         # auto | defusion | defusion_fast | defusion_lite
+    engine: str = "auto"        # auto | eager | torchscript | compile | export | onnx | tensorrt
     device: str = "auto"        # auto | cpu | cuda
-    precision: str = "fp32"     # fp32 | fp16 (CUDA) | bf16
+    precision: str = "auto"     # auto | fp32 | fp16 (CUDA) | bf16
     batch: int = 1              # pairs fused per call for recorded sources (live sources fuse one at a time)
-    model: str = "defusion"
     weights: str = ""           # empty: the weights shipped in the package
     colour: bool = False        # ir-vis: keep the visible image's colour
 

@@ -1,0 +1,119 @@
+"""DeFusion-Fast: the DeFusion design at about 4.5 GFLOP per 640x480 pair (the paper network: about 158), for
+camera rate on a CPU.
+
+The roles stay those of the paper network: a Siamese encoder, an ensembler on the deepest features, a common
+decoder (skips from both encoders), a unique decoder run once per source, three heads over 16-channel embeddings.
+What moves is resolution. The encoder is strided from its first conv, plain 3x3 convs replace split-attention
+bottlenecks (oneDNN runs them fast in bf16), and the decoders end at quarter resolution. Full resolution is
+reached the way guided filters do it: each head predicts, at quarter resolution, a per-pixel affine mix of the two
+sources (a weight per source plus an RGB offset); the coefficient maps are smooth, so they are upsampled bilinearly
+and applied to the full-resolution sources, which put their own detail back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .defusion import Decomposition
+from .layers import init_he_fan_out
+
+COEFFS = 5  # per head: weight of source a, weight of source b, RGB offset
+
+
+@dataclass(frozen=True)
+class FastConfig:
+    width: float = 1.0
+
+    def ch(self, planes: int) -> int:
+        return max(4, int(round(planes * self.width / 4)) * 4)
+
+
+def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=1), nn.ReLU(inplace=True))
+
+
+class FastEncoder(nn.Module):
+    def __init__(self, cfg: FastConfig):
+        super().__init__()
+        c = cfg.ch
+        self.stem = conv(3, c(16), 2)                                       # 1/2
+        self.l1 = nn.Sequential(conv(c(16), c(24), 2), conv(c(24), c(24)))  # f1: 1/4
+        self.l2 = nn.Sequential(conv(c(24), c(48), 2), conv(c(48), c(48)))  # f2: 1/8
+        self.l3 = nn.Sequential(conv(c(48), c(64), 2), conv(c(64), c(64)))  # f3: 1/16
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        f1 = self.l1(self.stem(x))
+        f2 = self.l2(f1)
+        return f1, f2, self.l3(f2)
+
+
+class FastDecoder(nn.Module):
+    """Three stages, deepest first: concat skips -> conv -> bilinear resize to the next skip's size."""
+
+    def __init__(self, in_chs: tuple[int, int, int], planes: tuple[int, int, int]):
+        super().__init__()
+        self.d1 = conv(in_chs[0], planes[0])
+        self.d2 = conv(planes[0] + in_chs[1], planes[1])
+        self.d3 = conv(planes[1] + in_chs[2], planes[2])
+
+    @staticmethod
+    def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+    def forward(self, deep: list[torch.Tensor], mid: list[torch.Tensor], shallow: list[torch.Tensor]) -> torch.Tensor:
+        x = self._up(self.d1(torch.cat(deep, 1)), mid[0])
+        x = self._up(self.d2(torch.cat([x, *mid], 1)), shallow[0])
+        return self.d3(torch.cat([x, *shallow], 1))
+
+
+class DeFusionFast(nn.Module):
+    """forward(a, b) -> Decomposition(common, unique_a, unique_b, fused), each Bx3xHxW, any H and W."""
+
+    def __init__(self, cfg: FastConfig = FastConfig()):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.ch
+        f1, f2, f3 = c(24), c(48), c(64)
+        self.encoder = FastEncoder(cfg)
+        self.ensembler = nn.Sequential(conv(2 * f3, c(64)), conv(c(64), c(64)))
+        ens = c(64)
+        self.common_decoder = FastDecoder((ens + 2 * f3, 2 * f2, 2 * f1), (c(48), c(32), 16))
+        self.unique_decoder = FastDecoder((ens + f3, f2, f1), (c(48), c(32), 16))
+        self.head_common, self.head_unique, self.head_fused = (nn.Conv2d(16, COEFFS, 3, padding=1) for _ in range(3))
+        init_he_fan_out(self)
+        for h in (self.head_common, self.head_unique, self.head_fused):
+            # Start every head as the plain average of the sources: a sane image from the first step.
+            nn.init.normal_(h.weight, std=1e-3)
+            with torch.no_grad():
+                h.bias.copy_(torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0]))
+
+    def embed(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The three 16-channel embeddings (common, unique a, unique b) at quarter resolution."""
+        n = a.shape[0]
+        f1, f2, f3 = self.encoder(torch.cat([a, b], 0))
+        (f1a, f1b), (f2a, f2b), (f3a, f3b) = f1.split(n), f2.split(n), f3.split(n)
+        fc0 = self.ensembler(torch.cat([f3a, f3b], 1))
+        e_c = self.common_decoder([fc0, f3a, f3b], [f2a, f2b], [f1a, f1b])
+        e_u = self.unique_decoder([torch.cat([fc0, fc0], 0), f3], [f2], [f1])
+        return e_c, e_u[:n], e_u[n:]
+
+    @staticmethod
+    def _mix(coeffs: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Upsample the quarter-resolution mix to the sources' size and apply it there."""
+        # Coefficient 0 weighs the first argument: the unique head's own source (its two calls swap a and b).
+        k = F.interpolate(coeffs, size=a.shape[-2:], mode="bilinear", align_corners=False)
+        return k[:, 0:1] * a + k[:, 1:2] * b + k[:, 2:5]
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, activate: bool = True) -> Decomposition:
+        """activate=False returns pre-ReLU outputs (training takes its losses there, as for the paper network)."""
+        e_c, e_ua, e_ub = self.embed(a, b)
+        outs = (self._mix(self.head_common(e_c), a, b), self._mix(self.head_unique(e_ua), a, b),
+                self._mix(self.head_unique(e_ub), b, a), self._mix(self.head_fused(e_c + e_ua + e_ub), a, b))
+        return Decomposition(*(o if not activate else F.relu(o) for o in outs))
+
+    def fused(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        e_c, e_ua, e_ub = self.embed(a, b)
+        return F.relu(self._mix(self.head_fused(e_c + e_ua + e_ub), a, b))
