@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -200,4 +201,29 @@ def test_adaptation_trains_on_pairs_and_logs_its_terms_and_validation(tmp_path):
     with pytest.raises(UserError, match="one --b per --a"):
         train(None, tiny(), tmp_path / "x", adapt=dict(task="ir-vis", a=[str(ir), str(ir)], b=[str(vis)]))
     with pytest.raises(UserError, match="supports ir-vis"):
-        train(None, tiny(), tmp_path / "y", adapt=dict(task="multi-focus", a=[str(ir)], b=[str(vis)]))
+        train(None, tiny(), tmp_path / "y", adapt=dict(task="multi-exposure", a=[str(ir)], b=[str(vis)]))
+    with pytest.raises(UserError, match="give --data DIR"):
+        train(None, tiny(), tmp_path / "z", adapt=dict(task="multi-focus", a=[str(ir)], b=[str(vis)]))
+
+
+def test_multi_focus_pairs_are_complementary_defocus_of_the_photograph(image_folder, monkeypatch):
+    from defusion_rt.train.focus import FocusDataset, disk_blur
+    ds = FocusDataset(str(image_folder), tiny())
+    x = ds[2]
+    assert all(torch.equal(x[k], ds[2][k]) for k in ("sharp", "a", "b"))  # a function of the sample number
+    # A fine checkerboard as the photograph: defocus flattens it, so "in focus" is easy to see.
+    board = np.indices((64, 64)).sum(0) % 2
+    monkeypatch.setattr(FocusDataset, "photo", lambda self, g, rng: (np.repeat(board[..., None], 3, 2).astype(np.float32), 0))
+    x = ds[5]
+    in_a = (x["a"] - x["sharp"]).abs().amax(0) < 0.05  # where a is in focus ...
+    in_b = (x["b"] - x["sharp"]).abs().amax(0) < 0.05
+    assert in_a.float().mean() > 0.1 and in_b.float().mean() > 0.1
+    assert (in_a & in_b).float().mean() < 0.02  # ... b is not: complementary regions
+    flat = np.full((9, 9, 3), 0.5, np.float32)
+    assert np.allclose(disk_blur(flat, 2.5), 0.5, atol=1e-6)  # a normalised kernel keeps brightness
+
+
+def test_multi_focus_adaptation_trains_from_photographs(image_folder, tmp_path):
+    out = train([str(image_folder)], tiny(iterations=2), tmp_path / "run", adapt=dict(task="multi-focus"))
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(r["iteration"]) for r in rows] == [1, 2] and all(float(r["l1"]) > 0 for r in rows)

@@ -104,7 +104,8 @@ class FusionObjective:
 
     def __init__(self, task: str, dirs_a: list[str], dirs_b: list[str], settings: Settings):
         if check_task(task) not in ADAPT_TASKS:
-            raise UserError(f"--adapt supports {', '.join(ADAPT_TASKS)} so far, not '{task}'")
+            raise UserError(f"--adapt supports ir-vis (pairs in --a/--b) and multi-focus (pairs made from --data "
+                            f"photographs), not '{task}'")
         self.dataset = PairDataset(dirs_a, dirs_b, settings)
         self.w_int, self.w_grad = settings.adapt.intensity, settings.adapt.gradient
 

@@ -70,9 +70,9 @@ class CUDDataset(Dataset):
         epoch, pos = divmod(g, len(self.files))
         return int(self._order(epoch)[pos])
 
-    def __getitem__(self, g: int) -> dict:
+    def photo(self, g: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """Sample g's photograph: a random resized crop, colour-jittered; and how many unreadable files it skipped."""
         tr = self.s.train
-        rng = np.random.default_rng([tr.seed, 7, g])
         skipped = 0
         img = try_read(self.files[self._file(g)])
         while img is None:  # a corrupt file is skipped and counted, never fatal
@@ -82,7 +82,11 @@ class CUDDataset(Dataset):
             img = try_read(self.files[int(rng.integers(len(self.files)))])
         # Crop first: jittering the crop costs crop^2 pixels instead of the whole photograph's.
         img = random_resized_crop(img, tr.crop, tuple(tr.crop_scale), rng)
-        img = color_jitter(img, *tr.jitter, rng)
+        return color_jitter(img, *tr.jitter, rng), skipped
+
+    def __getitem__(self, g: int) -> dict:
+        rng = np.random.default_rng([self.s.train.seed, 7, g])
+        img, skipped = self.photo(g, rng)
         x = torch.from_numpy(img).permute(2, 0, 1).contiguous()
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         views = make_views(x, self.s.cud, gen)
