@@ -31,7 +31,8 @@ def plot(results: list[dict], path: Path, width: int = 640, height: int = 480) -
 
 
 def markdown_table(results: list[dict]) -> str:
-    lines = ["| device | model | engine | precision | size | batch | FPS | median ms | x fp32 eager | rel. error | result file |",
+    lines = ["| device | model | engine | precision | size | batch | FPS | median ms | x fp32 eager | rel. error | "
+             "result file |",
              "|---|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for res in results:
         m = res["machine"]

@@ -38,4 +38,5 @@ def create_engine(name: str = "eager", device: str = "auto", precision: str = "f
     return COMPILED[name](model, dev, precision, **options)
 
 
-__all__ = ["auto_choice", "CLASSICAL", "COMPILED", "Engine", "EagerEngine", "create_engine", "resolve_device", "NETWORK_ENGINES"]
+__all__ = ["auto_choice", "CLASSICAL", "COMPILED", "Engine", "EagerEngine", "create_engine", "resolve_device",
+           "NETWORK_ENGINES"]

@@ -25,7 +25,8 @@ VARIANTS: dict[str, dict] = {
     "defusion_lite": dict(width=0.5, pad=16, multiple=8, weights="defusion_lite.pt"),
     # The real-time CPU variant (model/fast.py): same roles and heads at about 1/35 of the paper network's FLOPs.
     "defusion_fast": dict(arch="fast", width=1.0, pad=16, multiple=16, weights="defusion_fast.pt",
-                          task_weights={"ir-vis": "defusion_fast_ir_vis.pt", "multi-focus": "defusion_fast_multi_focus.pt"}),
+                          task_weights={"ir-vis": "defusion_fast_ir_vis.pt",
+                                        "multi-focus": "defusion_fast_multi_focus.pt"}),
 }
 
 # Architecture families: a variant names one (default "defusion"); weight files record theirs.
@@ -112,6 +113,6 @@ def export_weights(model: nn.Module, path: str | Path, meta: dict | None = None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
-    torch.save({"format": "defusion-rt-weights/1", "arch": {"family": family_of(model), "width": model.cfg.width}, "state_dict": state,
-                "meta": meta or {}}, path)
+    arch = {"family": family_of(model), "width": model.cfg.width}
+    torch.save({"format": "defusion-rt-weights/1", "arch": arch, "state_dict": state, "meta": meta or {}}, path)
     return path
