@@ -2,7 +2,7 @@
 weights, benchmarks/training/adapt/ for the IR-visible weights) and the evaluation results
 (benchmarks/evaluation/*.json). No number is typed by hand.
 
-    python benchmarks/model_card.py        # MODEL_CARD.md and MODEL_CARD_ir_vis.md
+    python benchmarks/model_card.py        # MODEL_CARD.md, MODEL_CARD_ir_vis.md and MODEL_CARD_fast.md
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ EVAL = ROOT / "benchmarks" / "evaluation"
 ADAPT = TRAIN / "adapt"
 CARD = ROOT / "defusion_rt" / "model" / "weights" / "MODEL_CARD.md"
 CARD_IR = ROOT / "defusion_rt" / "model" / "weights" / "MODEL_CARD_ir_vis.md"
+CARD_FAST = ROOT / "defusion_rt" / "model" / "weights" / "MODEL_CARD_fast.md"
+FAST = TRAIN / "fast"  # cud/, ir_vis/, multi_focus/: config, log, validation of each stage, run.json
+RESULTS = ROOT / "benchmarks" / "results"
 # DeFusion's TNO row in CDDFuse's table (the evaluator our metrics follow; field-notes A3).
 PAPER_TNO = {"EN": 6.95, "SD": 38.41, "SF": 8.21, "MI": 1.78, "SCD": 1.64, "VIF": 0.60, "Qabf": 0.41, "SSIM": 0.96}
 PAPER_ITERS, PAPER_BATCH, PAPER_CROP = 637_500, 4, 256
@@ -194,7 +197,110 @@ def ir_vis_card() -> None:
               "et al. 2020) and M3SVD (MIT) are research data used here only for evaluation.", ""]
     CARD_IR.write_text("\n".join(lines))
     print(f"wrote {CARD_IR}")
+    fast_card()
     readme_table()
+
+
+FAST_STAGES = [("cud", "CUD on photographs", "defusion_fast.pt", "every task without its own weights"),
+               ("ir_vis", "IR-visible fusion losses on RoadScene", "defusion_fast_ir_vis.pt", "ir-vis"),
+               ("multi_focus", "synthetic multi-focus pairs from photographs", "defusion_fast_multi_focus.pt",
+                "multi-focus")]
+FAST_SETS = [("tno", "TNO (IR-visible)", "ir-vis"), ("vifb", "VIFB (IR-visible)", "ir-vis"),
+             ("m3svd", "M3SVD frames 0111_1716 (IR-visible)", "ir-vis"),
+             ("synthetic_multifocus", "synthetic multi-focus with ground truth", "multi-focus"),
+             ("lytro", "Lytro (multi-focus)", "multi-focus"), ("mefb", "MEFB (multi-exposure)", "multi-exposure")]
+
+
+def _cost() -> dict:
+    """Parameters and FLOPs per 640x480 pair (fused output) of both networks, counted now."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from defusion_rt.model import create_model
+    out = {}
+    for name in ("defusion_fast", "defusion"):
+        net = create_model(name)
+        a = torch.zeros(1, 3, 480, 640)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net.fused(a, a)
+        out[name] = dict(params=sum(p.numel() for p in net.parameters()), gflop=counter.get_total_flops() / 1e9)
+    return out
+
+
+def _speed() -> list[str]:
+    path = RESULTS / "amd-epyc-2c_defusion_fast.json"
+    if not path.is_file():
+        return ["Not benchmarked yet (`defusion-rt bench --model defusion_fast`)."]
+    res = json.loads(path.read_text())
+    rows = [r for r in res["records"] if r.get("fps") and (r["width"], r["height"]) == (640, 480) and r["batch"] == 1]
+    lines = [f"`{res['command']}` on {res['machine']['cpu']} ({res['machine']['cpu_cores']} cores), "
+             f"{res['created']} (`benchmarks/results/{path.name}`); model only, 640x480 (padded to "
+             f"{rows[0]['input_shape'][1]}x{rows[0]['input_shape'][0]}), batch 1:", "",
+             "| engine | precision | FPS | median ms | p95 ms | rel. error vs fp32 |", "|---|---|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: -r["fps"]):
+        lines.append(f"| {r['engine']}{' (NCHW)' if r.get('baseline') else ''} | {r['precision']} | {r['fps']:.1f} | "
+                     f"{r['latency_ms_median']:.1f} | {r['latency_ms_p95']:.1f} | {r['rel_err_vs_fp32']:.1e} |")
+    if "e2e" in res:
+        e = res["e2e"]
+        lines += ["", f"End to end ({e['engine']} {e['precision']}: decode both, fuse, encode {e['codec']}) on "
+                  f"`{Path(e['sources'][0]).name}` at {e['width']}x{e['height']}: **{e['fps']:.1f} FPS** over "
+                  f"{e['frames']} frames."]
+    return lines
+
+
+def fast_card() -> None:
+    cost = _cost()
+    f, p = cost["defusion_fast"], cost["defusion"]
+    lines = [
+        "# Model card: DeFusion-Fast, the real-time CPU variant (`defusion_fast*.pt`)", "",
+        "Made by `python benchmarks/model_card.py` from `benchmarks/training/fast/`, `benchmarks/results/` and "
+        "`benchmarks/evaluation/`.", "",
+        "## What it is",
+        f"- `defusion_rt/model/fast.py`: {f['params']:,} parameters, **{f['gflop']:.1f} GFLOP per 640x480 pair** "
+        f"(the paper network: {p['params']:,} parameters, {p['gflop']:.0f} GFLOP; {p['gflop'] / f['gflop']:.0f}x "
+        "less), counted with torch's FLOP counter on the fused output.",
+        "- DeFusion's roles kept: a Siamese encoder, an ensembler on the deepest features, a common decoder with "
+        "skips from both encoders, a unique decoder run once per source, three heads over 16-channel embeddings; "
+        "`fuse --decomposition`, the CUD task and loss, the trainer, engines and benchmark work unchanged.",
+        "- What moved: plain 3x3 convs (oneDNN runs them fast in bf16) instead of split-attention bottlenecks, an "
+        "encoder strided from its first layer, decoders ending at quarter resolution. Full resolution comes back "
+        "as in guided filtering: each head predicts at quarter resolution a per-pixel mix of the two sources (a "
+        "weight each and an RGB offset); the smooth coefficient maps are upsampled and applied to the "
+        "full-resolution sources, which bring their own detail.", "",
+        "## Weights and how they were trained", "",
+        "| file | used for | stage | iterations x batch | crop | minutes | recipe |", "|---|---|---|---:|---:|---:|---|"]
+    for key, title, file, task in FAST_STAGES:
+        d = FAST / key
+        if not (d / "log.csv").is_file():
+            lines.append(f"| `{file}` | {task} | {title} | not trained | | | |")
+            continue
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        rows = list(csv.DictReader((d / "log.csv").open()))
+        run = json.loads((d / "run.json").read_text())
+        lines.append(f"| `{file}` | {task} | {title} | {int(rows[-1]['iteration']):,} x {cfg['train']['batch']} | "
+                     f"{cfg['train']['crop']} | {run['minutes']:.0f} | `{run['recipe']}` |")
+    run = json.loads((FAST / "cud" / "run.json").read_text()) if (FAST / "cud" / "run.json").is_file() else {}
+    lines += ["", f"Hardware: {run.get('hardware', 'see run.json')}. Commands: `benchmarks/training/fast/*/run.json`. "
+              "The IR-visible and multi-focus stages start from the CUD weights. No distillation from the paper "
+              "network was used: on two cores its forward pass costs more than the variant's whole training step, "
+              "and its own weights are below the Laplacian pyramid on most metrics (see its cards).", "",
+              "## Quality against samples seen (validation sets not in the tables)", ""]
+    for key, title, _, _ in FAST_STAGES:
+        if (FAST / key / "val.png").is_file():
+            lines.append(f"![{title}](../../../benchmarks/training/fast/{key}/val.png)")
+    lines += ["", "## Speed", ""] + _speed() + ["", "## Evaluation", "",
+              "`bash benchmarks/evaluate_all.sh` (means; MI, VIF and SSIM summed over both sources; the published "
+              "convention). Each set's table, with the paper network and the baselines:", ""]
+    for name, title, task in FAST_SETS:
+        if not (EVAL / f"{name}.json").is_file():
+            continue
+        r = json.loads((EVAL / f"{name}.json").read_text())
+        if "defusion_fast" not in r["mean"]:
+            lines += [f"**{title}**: defusion_fast not evaluated.", ""]
+            continue
+        table, notes = comparison(name, "defusion_fast")
+        lines += [f"**{title}**: `defusion_fast` {'; '.join(notes)}.", "", table, ""]
+    CARD_FAST.write_text("\n".join(lines))
+    print(f"wrote {CARD_FAST}")
 
 
 def readme_table(readme: Path = ROOT / "README.md") -> None:
@@ -205,7 +311,8 @@ def readme_table(readme: Path = ROOT / "README.md") -> None:
             continue
         mean = json.loads((EVAL / f"{name}.json").read_text())["mean"]
         for m, label in (("defusion", "defusion (IR-visible default)"), ("defusion-cud", "defusion-cud"),
-                         ("average", "average"), ("laplacian", "Laplacian pyramid")):
+                         ("defusion_fast", "defusion_fast (real-time CPU variant)"), ("average", "average"),
+                         ("laplacian", "Laplacian pyramid")):
             if m in mean:
                 rows.append(f"| {title} | {label} | " + " | ".join(f"{mean[m][k]:.3f}" for k in
                                                               ("Qabf", "MI", "VIF", "SSIM")) + " |")

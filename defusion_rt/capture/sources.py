@@ -169,9 +169,9 @@ class SampleSource(Source):
 class Paced(Source):
     """Plays a recorded source at its frame rate, as a camera would deliver it (live-mode tests, demos)."""
 
-    def __init__(self, inner: Source):
+    def __init__(self, inner: Source, fps: float | None = None):
         self.inner, self.start = inner, None
-        self.info = SourceInfo(**{**inner.info.__dict__, "live": True})
+        self.info = SourceInfo(**{**inner.info.__dict__, "live": True, "fps": fps or inner.info.fps})
 
     def read(self) -> Frame | None:
         self.start = self.start or time.monotonic()
@@ -213,4 +213,4 @@ def open_source(spec: str | int, fps: float | None = None, paced: bool = False, 
         src = FolderSource(spec, fps or 25.0)
     else:
         src = VideoSource(spec, kind, timeout_s)
-    return Paced(src) if paced and not src.info.live else src
+    return Paced(src, fps) if paced and not src.info.live else src

@@ -202,7 +202,8 @@ class Pipeline:
         self.console.print(f"building the {self.fuser.engine.describe()} engine for {w}x{h} (once per size)")
         zeros = torch.zeros(batch, 3, h, w, device=self.fuser.engine.device)
         with torch.inference_mode():
-            self.fuser.fuse_tensors(zeros, zeros)
+            for _ in range(3):  # the first calls after a build also set up oneDNN primitives and the allocator
+                self.fuser.fuse_tensors(zeros, zeros)
 
     # --- main loop ---------------------------------------------------------------------------------------
     def run(self) -> Summary:

@@ -12,7 +12,8 @@ class SourcesSettings:
     b: str = "sample:vis"
     mode: str = "auto"          # auto (live if a camera or URL is involved) | recorded | live
     paced: bool = False         # play recorded sources at their frame rate, as cameras would
-    fps: float = 0.0            # frame rate of folders and samples (0: 25 for folders, 30 for samples)
+    fps: float = 0.0            # frame rate of folders, samples and paced videos (0: a video's own, 25 for folders,
+                                # 30 for samples)
     tolerance_ms: float = 20.0  # live pairing: largest capture-time difference of a pair
     queue: int = 4              # frames buffered per source (live sources keep only the freshest)
     timeout_s: float = 5.0      # network open/read timeout, and the stall watchdog on frame age
