@@ -78,6 +78,18 @@ def test_saved_engines_reload_from_the_disk_cache(tiny_model, inputs, tmp_path):
     assert other_shape != files[0]
 
 
+def test_a_truncated_cache_file_is_rebuilt_with_a_warning_and_builds_leave_no_temporary_files(
+        tiny_model, inputs, tmp_path, capsys):
+    a, b = inputs["real"]
+    out1 = create_engine("torchscript", "cpu", "fp32", model=tiny_model)(a, b)
+    (path,) = list((tmp_path / "cache").iterdir())
+    path.write_bytes(path.read_bytes()[:100])  # a build killed half-way through writing, by an older version
+    out2 = create_engine("torchscript", "cpu", "fp32", model=tiny_model)(a, b)
+    err = capsys.readouterr().err
+    assert "failed to load" in err and str(path) in err
+    assert torch.equal(out1, out2) and [p.name for p in (tmp_path / "cache").iterdir()] == [path.name]
+
+
 @pytest.mark.parametrize("name, precision, device, message", [
     ("tensorrt", "fp16", "cpu", "needs a CUDA GPU"),
     ("eager", "fp16", "cpu", "fp16 runs on CUDA only"),

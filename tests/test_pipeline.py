@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import cv2
@@ -260,15 +261,28 @@ def test_killed_slow_recording_keeps_its_first_seconds(tmp_path):
     assert count_frames(out) >= 1
 
 
-def test_a_stage_that_raises_ends_the_run_with_a_message_and_a_playable_file(tmp_path):
+def test_a_bug_in_a_stage_surfaces_on_the_main_thread_after_the_recording_is_closed(tmp_path):
     s = settings(sources=dict(sample_frames=50), fusion=dict(method="average"), render=dict(record=str(tmp_path / "e.mp4")))
     p = Pipeline(s)
     p.fuser.engine = SlowEngine(0.0, fail_at=6)
-    t0 = time.time()
-    summary = p.run()
-    assert time.time() - t0 < 30
-    assert summary.stopped_by == "error" and "engine exploded" in summary.message
-    assert summary.fused == 5 and count_frames(tmp_path / "e.mp4") == 5
+    with pytest.raises(RuntimeError, match="engine exploded") as info:
+        p.run()
+    assert any(f.name == "__call__" for f in traceback.extract_tb(info.value.__traceback__))  # the worker's frame
+    assert count_frames(tmp_path / "e.mp4") == 5 and p.stop.is_set()
+
+
+def test_a_bug_in_capture_surfaces_on_the_main_thread_too():
+    p = Pipeline(settings(sources=dict(sample_frames=50), fusion=dict(method="average")))
+    read, calls = p.sources[1].read, []
+
+    def broken():
+        calls.append(1)
+        if len(calls) > 3:
+            raise ValueError("decoder exploded")
+        return read()
+    p.sources[1].read = broken
+    with pytest.raises(ValueError, match="decoder exploded"):
+        p.run()
 
 
 def test_a_source_that_ends_early_ends_the_run(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -62,6 +63,26 @@ class CompiledEngine(Engine):
                         f"torch{torch.__version__}"])
         return cache_dir() / (hashlib.sha1(tag.encode()).hexdigest()[:20] + "_" + self.name + self.suffix)
 
+    def cached(self, shape: tuple, write: Callable[[Path], None], load: Callable[[Path], Callable]) -> Callable:
+        """Load the engine file for `shape`, writing it first where absent. It is written under a temporary name
+        and renamed, so a killed build leaves no half file; one that fails to load (truncated, from another
+        library version) is rebuilt, with a warning."""
+        path = self.cache_path(shape)
+        if path.is_file():
+            try:
+                return load(path)
+            except Exception as err:  # an unreadable cache costs a rebuild, never a wrong result
+                print(f"warning: engine cache {path} failed to load ({type(err).__name__}); rebuilding it",
+                      file=sys.stderr)
+                path.unlink(missing_ok=True)
+        tmp = path.with_name(f"tmp{os.getpid()}_{path.name}")  # same suffix: some writers choose a format by it
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return load(path)
+
     def example(self, shape: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.rand(shape, device=self.device, dtype=self.dtype)
         if self.channels_last:
@@ -88,16 +109,15 @@ class CompiledEngine(Engine):
 
 
 class TorchScriptEngine(CompiledEngine):
-    """Traced, saved and reloaded from disk (not frozen: freezing moved fp32 results by 0.4% here). TorchScript is deprecated in torch 2.x: kept as legacy."""
+    """Traced, saved and reloaded from disk (not frozen: freezing moved fp32 results by 0.4% here). TorchScript
+    is deprecated in torch 2.x: kept as legacy."""
     name, suffix = "torchscript", ".pt"
 
     def build(self, shape):
-        path = self.cache_path(shape)
-        if not path.is_file():
+        def write(path: Path) -> None:
             with torch.no_grad():
-                traced = torch.jit.trace(self.module, self.example(shape), check_trace=False)
-            torch.jit.save(traced, str(path))
-        return torch.jit.load(str(path), map_location=self.device)
+                torch.jit.save(torch.jit.trace(self.module, self.example(shape), check_trace=False), str(path))
+        return self.cached(shape, write, lambda path: torch.jit.load(str(path), map_location=self.device))
 
 
 class CompileEngine(CompiledEngine):
@@ -125,17 +145,16 @@ class ExportEngine(CompiledEngine):
     name, suffix = "export", ".pt2"
 
     def build(self, shape):
-        path = self.cache_path(shape)
-        if not path.is_file():
-            try:
-                from torch._inductor import aoti_compile_and_package
-            except ImportError:
-                raise UserError("this torch has no AOTInductor (torch >= 2.6 needed); use --engine compile") from None
+        try:
+            from torch._inductor import aoti_compile_and_package, aoti_load_package
+        except ImportError:
+            raise UserError("this torch has no AOTInductor (torch >= 2.6 needed); use --engine compile") from None
+
+        def write(path: Path) -> None:
             with torch.no_grad():
                 ep = torch.export.export(self.module, self.example(shape))
                 aoti_compile_and_package(ep, package_path=str(path), inductor_configs={"freezing": True})
-        from torch._inductor import aoti_load_package
-        return aoti_load_package(str(path))
+        return self.cached(shape, write, lambda path: aoti_load_package(str(path)))
 
 
 class OnnxEngine(CompiledEngine):
@@ -153,8 +172,8 @@ class OnnxEngine(CompiledEngine):
 
     def build(self, shape):
         import onnxruntime as ort
-        path = self.cache_path(shape)
-        if not path.is_file():
+
+        def write(path: Path) -> None:
             with torch.no_grad():
                 torch.onnx.export(self.module, self.example(shape), str(path), input_names=["a", "b"],
                                   output_names=["fused"], opset_version=17, dynamo=False)
@@ -162,7 +181,7 @@ class OnnxEngine(CompiledEngine):
         providers = [p for p in wanted if p in ort.get_available_providers()] + ["CPUExecutionProvider"]
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(path), opts, providers=providers)
+        session = self.cached(shape, write, lambda path: ort.InferenceSession(str(path), opts, providers=providers))
 
         def run(a, b):
             out = session.run(None, {"a": a.cpu().numpy(), "b": b.cpu().numpy()})[0]
@@ -191,19 +210,16 @@ class TensorRTEngine(CompiledEngine):
 
     def build(self, shape):
         import torch_tensorrt
-        path = self.cache_path(shape)
-        if path.is_file():
-            try:
-                return torch_tensorrt.load(str(path)).module()
-            except Exception:  # built by another TensorRT or GPU: rebuild
-                path.unlink()
         example = list(self.example(shape))
-        trt = torch_tensorrt.compile(self.module, ir="dynamo", arg_inputs=example, use_explicit_typing=True)
-        out = trt(*example)
-        if out.dtype != self.dtype:
-            raise UserError(f"TensorRT built a {out.dtype} engine for precision {self.precision}; refusing it")
-        torch_tensorrt.save(trt, str(path), arg_inputs=example)
-        return trt
+
+        def write(path: Path) -> None:
+            trt = torch_tensorrt.compile(self.module, ir="dynamo", arg_inputs=example, use_explicit_typing=True)
+            out = trt(*example)
+            if out.dtype != self.dtype:
+                raise UserError(f"TensorRT built a {out.dtype} engine for precision {self.precision}; refusing it")
+            torch_tensorrt.save(trt, str(path), arg_inputs=example)
+        # An engine built by another TensorRT or GPU fails to load and is rebuilt.
+        return self.cached(shape, write, lambda path: torch_tensorrt.load(str(path)).module())
 
     def __call__(self, a, b):
         out = super().__call__(a, b)

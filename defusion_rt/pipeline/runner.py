@@ -245,6 +245,8 @@ class Pipeline:
             self.stop.set()
             for t in captures + [worker]:
                 t.join(timeout=10)
+                if t.is_alive():  # e.g. a camera driver stuck in read(): say so rather than hang or hide it
+                    self.console.print(f"[yellow]the {t.name} thread did not stop within 10 s; it is left running")
             for sig, handler in old.items():
                 signal.signal(sig, handler)
         summary.seconds = time.monotonic() - start
@@ -263,9 +265,12 @@ class Pipeline:
             f" ({self.registration_warning})" if self.registration_warning else "")
         errors = [e for e in [self.error] + [c.error for c in captures] if e is not None]
         if errors:
-            summary.stopped_by = "error"
             err = errors[0]
-            summary.message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            if not isinstance(err, UserError):
+                # A bug: every stage is stopped and the recording closed; it surfaces here with its own traceback.
+                print_summary(summary, self.console)
+                raise err
+            summary.stopped_by, summary.message = "error", str(err)
         elif not summary.stopped_by:
             summary.stopped_by = "end of sources"
         return summary
