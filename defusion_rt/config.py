@@ -75,21 +75,12 @@ class AdaptSettings:
 
 
 @dataclass
-class InferenceSettings:
-    pad: int = 16                    # reflect padding on every side before the forward pass
-    multiple: int = 8                # padded size is rounded up to this (static engines need it)
-    device: str = "auto"             # auto | cpu | cuda
-    precision: str = "fp32"          # fp32 | fp16 | bf16
-
-
-@dataclass
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     cud: CUDSettings = field(default_factory=CUDSettings)
     loss: LossSettings = field(default_factory=LossSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     adapt: AdaptSettings = field(default_factory=AdaptSettings)
-    inference: InferenceSettings = field(default_factory=InferenceSettings)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

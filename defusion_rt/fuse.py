@@ -11,6 +11,7 @@ from .engines.base import Engine
 from .engines.padding import crop, pad
 from .errors import UserError
 from .imageio import IMAGE_EXTS, list_images, read_image, write_image
+from .model import VARIANTS
 from .tasks import check_task, match_sizes, network_inputs, network_output
 
 
@@ -26,9 +27,11 @@ def to_image(x: torch.Tensor) -> np.ndarray:
 class Fuser:
     """An engine plus a task's conventions and the inference padding: what turns two sources into one."""
 
-    def __init__(self, engine: Engine, task: str = "ir-vis", colour: bool = False, pad_px: int = 16, multiple: int = 8):
+    def __init__(self, engine: Engine, task: str = "ir-vis", colour: bool = False):
         self.engine, self.task, self.colour = engine, check_task(task), colour
-        self.pad_px, self.multiple = pad_px, multiple
+        # The padding rules travel with the variant (registry): reflect pad_px, then up to a multiple.
+        facts = VARIANTS.get(getattr(getattr(engine, "model", None), "variant", "defusion"), VARIANTS["defusion"])
+        self.pad_px, self.multiple = facts["pad"], facts["multiple"]
 
     def fuse_tensors(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW float [0,1] on the engine's device -> fused Bx3xHxW float [0,1]."""
