@@ -36,8 +36,13 @@ def _cmd_fuse(args) -> None:
     from .engines import create_engine
     from .fuse import Fuser, fuse_paths
     from .model import create_model
-    model = create_model(args.model, weights=args.weights, pretrained=args.weights is None, task=args.task)
-    engine = create_engine("eager", args.device, args.precision, model=model)
+    if args.method != "defusion":  # a classical baseline: no network, no weights
+        if args.decomposition:
+            raise UserError("--decomposition needs the network; drop it or use --method defusion")
+        model, engine = None, create_engine(args.method, args.device)
+    else:
+        model = create_model(args.model, weights=args.weights, pretrained=args.weights is None, task=args.task)
+        engine = create_engine("eager", args.device, args.precision, model=model)
     fuser = Fuser(engine, args.task, colour=args.colour)
     written = fuse_paths(fuser, args.a, args.b, args.output, resize=args.resize,
                          model=model if args.decomposition else None)
@@ -73,7 +78,7 @@ def _cmd_run(args) -> None:
                                 device=args.device,
                                 precision=args.precision, batch=args.batch, weights=args.weights,
                                 colour=args.colour or None),
-                 "render": dict(display=args.display, record=args.record, csv=args.csv,
+                 "render": dict(display=args.display, overlay=args.overlay, record=args.record, csv=args.csv,
                                 side_by_side=args.side_by_side or None),
                  "run": dict(max_frames=args.max_frames)}
     for section, values in overrides.items():
@@ -248,7 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("-o", "--output", required=True, help="output image, or folder when A and B are folders")
     f.add_argument("--task", default="ir-vis", help="ir-vis | multi-exposure | multi-focus (default ir-vis)")
     f.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
-    f.add_argument("--model", default="defusion", help="model variant (default defusion)")
+    f.add_argument("--method", default="defusion", choices=["defusion", "average", "max", "laplacian", "mertens"],
+                   help="the network (default) or a classical baseline")
+    f.add_argument("--model", default="defusion", help="model variant: defusion (default), defusion_fast, "
+                                                      "defusion_lite")
     f.add_argument("--weights", help="weight file (default: the shipped weights for the task)")
     f.add_argument("--device", default="auto", help="cpu | cuda | auto")
     f.add_argument("--precision", default="fp32", help="fp32 | fp16 (CUDA) | bf16")
@@ -292,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--csv", help="write per-frame timestamps and latencies here")
     r.add_argument("--display", action=argparse.BooleanOptionalAction, default=None, help="show a window")
     r.add_argument("--side-by-side", action="store_true", help="show and record A | B | fused")
+    r.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw FPS, latency and drops on the output (default on)")
     r.add_argument("--live", action="store_true", help="pair the freshest frames and drop stale ones")
     r.add_argument("--paced", action="store_true", help="play recorded sources at their frame rate")
     r.add_argument("--device")

@@ -94,3 +94,13 @@ def test_fuse_a_tno_pair_keeps_its_size(weights, tmp_path):
     rc, _, err = fuse(tno / "ir" / "01.png", tno / "vis" / "01.png", "-o", tmp_path / "t.png", "--weights", weights)
     assert rc == 0, err
     assert cv2.imread(str(tmp_path / "t.png")).shape[:2] == cv2.imread(str(tno / "ir" / "01.png")).shape[:2]
+
+
+def test_fuse_with_a_classical_method_needs_no_weights(pair, tmp_path):
+    rc, _, err = fuse(*pair, "-o", tmp_path / "m.png", "--method", "max")
+    assert rc == 0, err
+    ir, vis = (cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(int) for p in pair)
+    out = cv2.imread(str(tmp_path / "m.png"), cv2.IMREAD_GRAYSCALE).astype(int)
+    assert np.abs(out - np.maximum(ir, vis)).mean() < 2  # the max of the grey sources
+    rc, _, err = fuse(*pair, "-o", tmp_path / "x.png", "--method", "max", "--decomposition")
+    assert rc == 2 and "needs the network" in err and "Traceback" not in err
