@@ -29,12 +29,12 @@ class _Slot:
         self.meta = None
 
 
-def _to_float(x: torch.Tensor) -> torch.Tensor:  # B,H,W,3 uint8 BGR -> B,3,H,W float RGB in [0,1]
-    return x.permute(0, 3, 1, 2).flip(1).float().div_(255)
+def _to_float(x: torch.Tensor) -> torch.Tensor:  # B,H,W,3 uint8 BGR -> B,3,H,W float RGB in [0,1], channels-last
+    return x.flip(-1).permute(0, 3, 1, 2).float().div_(255)
 
 
-def _to_u8(x: torch.Tensor) -> torch.Tensor:
-    return x.mul(255).round_().clamp_(0, 255).to(torch.uint8).flip(1).permute(0, 2, 3, 1)
+def _to_u8(x: torch.Tensor) -> torch.Tensor:  # the inverse, B,H,W,3 uint8 BGR
+    return x.permute(0, 2, 3, 1).mul(255).round_().clamp_(0, 255).to(torch.uint8).flip(-1)
 
 
 class StreamedFuser:
