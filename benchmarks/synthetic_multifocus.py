@@ -41,7 +41,7 @@ def make_pairs(root: Path, sigma: float = 2.5, seed: int = 0) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights")
-    p.add_argument("--methods", default="defusion,average,max,laplacian")
+    p.add_argument("--methods", default="defusion,defusion_fast,defusion_fast-cud,average,max,laplacian")
     p.add_argument("--json", default="benchmarks/evaluation/synthetic_multifocus.json")
     p.add_argument("--sheet", default="benchmarks/evaluation/synthetic_multifocus.jpg")
     args = p.parse_args()

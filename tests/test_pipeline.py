@@ -105,6 +105,7 @@ def test_network_model_on_a_recorded_folder_pair(tmp_path, weights):
     s = settings(sources=dict(a=str(a), b=str(b)), fusion=dict(weights=weights, device="cpu", engine="eager", batch=4),
                  render=dict(record=str(out), side_by_side=True))
     summary = Pipeline(s).run()
+    assert summary.engine == "defusion eager fp32 on cpu"  # model auto: the weight file's architecture
     assert summary.fused == 6 and count_frames(out) == 6
     assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_WIDTH) == 3 * 160
 

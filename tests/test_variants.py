@@ -89,3 +89,10 @@ def test_weights_of_one_architecture_refuse_the_other_and_name_the_fix(tmp_path)
     with pytest.raises(UserError, match="pass --model defusion_fast"):
         create_model("defusion", weights=path)
     assert create_model("defusion_fast", weights=path).cfg.width == 0.5  # the file's width wins
+
+
+def test_run_defaults_to_the_real_time_variant_compiled_on_a_cpu():
+    from defusion_rt.engines import auto_choice
+    pick = auto_choice("cpu")
+    assert pick["model"] == "defusion_fast" and pick["engine"] == "compile"
+    assert pick["precision"] == ("bf16" if torch.cpu._is_avx512_bf16_supported() else "fp32")
