@@ -102,7 +102,7 @@ def test_m3svd_clip_pair_through_the_whole_pipeline(tmp_path):
 def test_network_model_on_a_recorded_folder_pair(tmp_path, weights):
     a, b = make_folder(tmp_path / "ir", 6, "ir"), make_folder(tmp_path / "vis", 6, "vis")
     out = tmp_path / "f.mp4"
-    s = settings(sources=dict(a=str(a), b=str(b)), fusion=dict(weights=weights, device="cpu", engine="eager", batch=4),
+    s = settings(sources=dict(a=str(a), b=str(b)), fusion=dict(weights=weights, device="cpu", engine="eager", precision="fp32", batch=4),
                  render=dict(record=str(out), side_by_side=True))
     summary = Pipeline(s).run()
     assert summary.engine == "defusion eager fp32 on cpu"  # model auto: the weight file's architecture
