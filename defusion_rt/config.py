@@ -72,6 +72,9 @@ class AdaptSettings:
     intensity: float = 1.0           # weight of L1(F, max(A, B)): keep the brighter (hotter) source's intensity
     gradient: float = 1.0            # weight of L1(|grad F|, max(|grad A|, |grad B|)) on Sobel magnitudes
     zoom: list = field(default_factory=lambda: [0.8, 1.25])  # crop side in source pixels / train.crop (log-uniform)
+    teacher: str = ""                # ir-vis: weights whose fused image is a third target (distillation), e.g.
+                                     # the paper network's for the real-time variant
+    distill: float = 1.0             # weight of L1(F, teacher's F) when a teacher is given
 
 
 @dataclass

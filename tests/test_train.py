@@ -227,3 +227,15 @@ def test_multi_focus_adaptation_trains_from_photographs(image_folder, tmp_path):
     out = train([str(image_folder)], tiny(iterations=2), tmp_path / "run", adapt=dict(task="multi-focus"))
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [int(r["iteration"]) for r in rows] == [1, 2] and all(float(r["l1"]) > 0 for r in rows)
+
+
+def test_adaptation_can_distill_another_networks_fused_image(tmp_path, tiny_model):
+    from defusion_rt.model import export_weights
+    ir, vis = _pairs(tmp_path)
+    settings = tiny(iterations=2)
+    settings.adapt.teacher = str(export_weights(tiny_model, tmp_path / "teacher.pt"))
+    out = train(None, settings, tmp_path / "run", adapt=dict(task="ir-vis", a=[str(ir)], b=[str(vis)]))
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert len(rows) == 2 and all(float(r["distill"]) > 0 for r in rows)
+    assert all(abs(float(r["total"]) - sum(float(r[k]) for k in ("intensity", "gradient", "distill"))) < 1e-4
+               for r in rows)

@@ -100,14 +100,19 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
 class FusionObjective:
     """Intensity + gradient fusion losses on the fused head; the other heads are left to drift."""
 
-    terms = ("intensity", "gradient")
-
     def __init__(self, task: str, dirs_a: list[str], dirs_b: list[str], settings: Settings):
         if check_task(task) not in ADAPT_TASKS:
             raise UserError(f"--adapt supports ir-vis (pairs in --a/--b) and multi-focus (pairs made from --data "
                             f"photographs), not '{task}'")
         self.dataset = PairDataset(dirs_a, dirs_b, settings)
         self.w_int, self.w_grad = settings.adapt.intensity, settings.adapt.gradient
+        self.w_distill = settings.adapt.distill
+        self.teacher = None
+        if settings.adapt.teacher:  # another network's fused image as a third target (knowledge distillation)
+            from ..model import create_model, variant_for_weights
+            path = settings.adapt.teacher
+            self.teacher = create_model(variant_for_weights(path), weights=path).eval().requires_grad_(False)
+        self.terms = ("intensity", "gradient") + (("distill",) if self.teacher else ())
 
     def rescale(self, total_iterations: int) -> None:
         """No loss milestones here; the learning-rate steps are the only schedule."""
@@ -122,8 +127,18 @@ class FusionObjective:
         grad_target = torch.maximum(sobel_magnitude(a), sobel_magnitude(b))
         gradient = (sobel_magnitude(f) - grad_target).abs().mean()
         terms = {"intensity": self.w_int * intensity, "gradient": self.w_grad * gradient}
-        terms["total"] = terms["intensity"] + terms["gradient"]
+        if self.teacher is not None:
+            terms["distill"] = self.w_distill * (f - self._teacher_fused(batch)).abs().mean()
+        terms["total"] = sum(terms.values())
         return terms
+
+    @torch.no_grad()
+    def _teacher_fused(self, batch: dict) -> torch.Tensor:
+        a, b = self.inputs(batch)
+        teacher = self.teacher.to(a.device)
+        bf16 = a.device.type == "cuda" or bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+        with torch.autocast(a.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return teacher(a, b).fused.float().clamp(0, 1).mean(1, keepdim=True)
 
     def extras(self, it: int) -> dict:
         return {}
