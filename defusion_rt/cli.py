@@ -24,8 +24,8 @@ def _cmd_train(args) -> None:
     if args.adapt == "ir-vis" and args.data:
         raise UserError("--data is for CUD training; with --adapt ir-vis give the pairs as --a DIR --b DIR")
     if (args.a or args.b) and args.adapt != "ir-vis":
-        raise UserError("--a/--b give IR/visible pairs for --adapt ir-vis; use --data for CUD and --adapt "
-                        "multi-focus")
+        raise UserError("--a/--b give IR/visible pairs for --adapt ir-vis; use --data for CUD and the other "
+                        "--adapt tasks")
     adapt = dict(task=args.adapt, a=args.a or [], b=args.b or []) if args.adapt else None
     val = [load_set(task, a, b, args.val_pairs) for task, a, b in args.val or []]
     train(args.data, settings, out, resume=args.resume, iterations=args.iterations, stop_after=args.stop_after,
@@ -226,9 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="self-supervised CUD training on folders of images, or fusion-loss "
                                      "adaptation on image pairs (--adapt)")
     t.add_argument("--data", action="append", help="folder of images, searched recursively (repeatable)")
-    t.add_argument("--adapt", choices=["ir-vis", "multi-focus"],
+    t.add_argument("--adapt", choices=["ir-vis", "multi-focus", "multi-exposure"],
                    help="instead of CUD, adapt --init WEIGHTS with fusion losses: ir-vis on the pairs in --a/--b, "
-                        "multi-focus on pairs made from the photographs in --data")
+                        "multi-focus and multi-exposure on pairs made from the photographs in --data")
     t.add_argument("--a", action="append", help="--adapt: folder of first sources (IR), repeatable")
     t.add_argument("--b", action="append", help="--adapt: folder of second sources (visible), same names as --a")
     t.add_argument("--init", help="start from this weight file (fresh optimiser and warm-up), e.g. the shipped "

@@ -200,33 +200,44 @@ def test_adaptation_trains_on_pairs_and_logs_its_terms_and_validation(tmp_path):
     assert (out / "val.png").is_file() and (out / "loss.png").is_file()
     with pytest.raises(UserError, match="one --b per --a"):
         train(None, tiny(), tmp_path / "x", adapt=dict(task="ir-vis", a=[str(ir), str(ir)], b=[str(vis)]))
-    with pytest.raises(UserError, match="supports ir-vis"):
-        train(None, tiny(), tmp_path / "y", adapt=dict(task="multi-exposure", a=[str(ir)], b=[str(vis)]))
+    with pytest.raises(UserError, match="unknown task 'bogus'"):
+        train(None, tiny(), tmp_path / "y", adapt=dict(task="bogus", a=[str(ir)], b=[str(vis)]))
     with pytest.raises(UserError, match="give --data DIR"):
         train(None, tiny(), tmp_path / "z", adapt=dict(task="multi-focus", a=[str(ir)], b=[str(vis)]))
 
 
 def test_multi_focus_pairs_are_complementary_defocus_of_the_photograph(image_folder, monkeypatch):
-    from defusion_rt.train.focus import FocusDataset, disk_blur
-    ds = FocusDataset(str(image_folder), tiny())
+    from defusion_rt.train.synthetic import SyntheticPairDataset, disk_blur
+    ds = SyntheticPairDataset(str(image_folder), tiny(), "multi-focus")
     x = ds[2]
-    assert all(torch.equal(x[k], ds[2][k]) for k in ("sharp", "a", "b"))  # a function of the sample number
+    assert all(torch.equal(x[k], ds[2][k]) for k in ("target", "a", "b"))  # a function of the sample number
     # A fine checkerboard as the photograph: defocus flattens it, so "in focus" is easy to see.
     board = np.indices((64, 64)).sum(0) % 2
-    monkeypatch.setattr(FocusDataset, "photo", lambda self, g, rng: (np.repeat(board[..., None], 3, 2).astype(np.float32), 0))
+    monkeypatch.setattr(SyntheticPairDataset, "photo", lambda self, g, rng: (np.repeat(board[..., None], 3, 2).astype(np.float32), 0))
     x = ds[5]
-    in_a = (x["a"] - x["sharp"]).abs().amax(0) < 0.05  # where a is in focus ...
-    in_b = (x["b"] - x["sharp"]).abs().amax(0) < 0.05
+    in_a = (x["a"] - x["target"]).abs().amax(0) < 0.05  # where a is in focus ...
+    in_b = (x["b"] - x["target"]).abs().amax(0) < 0.05
     assert in_a.float().mean() > 0.1 and in_b.float().mean() > 0.1
     assert (in_a & in_b).float().mean() < 0.02  # ... b is not: complementary regions
     flat = np.full((9, 9, 3), 0.5, np.float32)
     assert np.allclose(disk_blur(flat, 2.5), 0.5, atol=1e-6)  # a normalised kernel keeps brightness
 
 
-def test_multi_focus_adaptation_trains_from_photographs(image_folder, tmp_path):
-    out = train([str(image_folder)], tiny(iterations=2), tmp_path / "run", adapt=dict(task="multi-focus"))
+@pytest.mark.parametrize("task", ["multi-focus", "multi-exposure"])
+def test_synthetic_pair_adaptation_trains_from_photographs(image_folder, tmp_path, task):
+    out = train([str(image_folder)], tiny(iterations=2), tmp_path / "run", adapt=dict(task=task))
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [int(r["iteration"]) for r in rows] == [1, 2] and all(float(r["l1"]) > 0 for r in rows)
+
+
+def test_exposure_pairs_keep_highlights_in_one_source_and_shadows_in_the_other():
+    from defusion_rt.train.synthetic import exposure_pair
+    ramp = np.repeat(np.linspace(0, 1, 64, dtype=np.float32)[None, :, None], 3, 2).repeat(8, 0)
+    under, over = exposure_pair(ramp, np.random.default_rng(0))
+    assert under.max() < 0.95 and (under[:, -8:] > under[:, -16:-8].mean()).all()  # highlights not clipped
+    assert over.min() == 0 and over[:, 4:12].mean() > ramp[:, 4:12].mean() + 0.05  # shadows lifted ...
+    assert (over[:, -16:] == 1).all()  # ... at the cost of clipped highlights
+    assert np.allclose(under * 255, np.round(under * 255))  # 8-bit levels
 
 
 def test_adaptation_can_distill_another_networks_fused_image(tmp_path, tiny_model):

@@ -102,8 +102,8 @@ class FusionObjective:
 
     def __init__(self, task: str, dirs_a: list[str], dirs_b: list[str], settings: Settings):
         if check_task(task) not in ADAPT_TASKS:
-            raise UserError(f"--adapt supports ir-vis (pairs in --a/--b) and multi-focus (pairs made from --data "
-                            f"photographs), not '{task}'")
+            raise UserError(f"--adapt with --a/--b pairs supports ir-vis, not '{task}' (multi-focus and "
+                            "multi-exposure make their pairs from --data photographs)")
         self.dataset = PairDataset(dirs_a, dirs_b, settings)
         self.w_int, self.w_grad = settings.adapt.intensity, settings.adapt.gradient
         self.w_distill = settings.adapt.distill

@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..model import create_model, export_weights
 from ..plot import line_plot
 from .adapt import FusionObjective
-from .focus import FocusObjective
+from .synthetic import MAKERS, SyntheticPairObjective
 from .data import RangeSampler
 from .pretext import CUDObjective
 from .validate import Validator
@@ -114,10 +114,10 @@ def _resumed_settings(state: dict, given: Settings | None) -> Settings:
 
 
 def make_objective(data: list[str] | None, settings: Settings, adapt: dict | None):
-    if adapt and adapt["task"] == "multi-focus":  # pairs are made from photographs (train/focus.py)
+    if adapt and adapt["task"] in MAKERS:  # pairs are made from photographs (train/synthetic.py)
         if not data:
-            raise UserError("--adapt multi-focus makes its pairs from photographs: give --data DIR")
-        return FocusObjective(data, settings)
+            raise UserError(f"--adapt {adapt['task']} makes its pairs from photographs: give --data DIR")
+        return SyntheticPairObjective(adapt["task"], data, settings)
     if adapt:
         return FusionObjective(adapt["task"], adapt["a"], adapt["b"], settings)
     if not data:
