@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates benchmarks/evaluation/*: every method, with the shipped weights, on the shared test sets.
-# Usage: bash benchmarks/evaluate_all.sh [extra evaluate flags]   (needs ../shared/data; about 25 min on 2 cores)
+# Usage: bash benchmarks/evaluate_all.sh [extra evaluate flags]   (needs ../shared/data; about 30 min on 2 cores)
+#        ONLY="tno vifb" bash benchmarks/evaluate_all.sh              (some sets only; synthetic = the GT test)
 # IR-visible sets score both shipped weights: `defusion` (the ir-vis default, adapted with fusion losses on
 # RoadScene, so RoadScene is its training data) and `defusion-cud` (the CUD weights, the default elsewhere);
 # `defusion_fast` is the real-time CPU variant with its own per-task weights (MODEL_CARD_fast.md).
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 D=../shared/data
 O=benchmarks/evaluation
 run() {  # name task a b methods
+  [[ -z "${ONLY:-}" || " $ONLY " == *" $1 "* ]] || return 0
   defusion-rt evaluate --task "$2" --a "$3" --b "$4" --methods "$5" --json "$O/$1.json" --markdown "$O/$1.md" \
     --sheet "$O/$1.jpg" --sheet-fused-only "${@:6}"
 }
@@ -19,5 +21,6 @@ run m3svd ir-vis $D/ir_vis_video/M3SVD_frames/0111_1716/ir $D/ir_vis_video/M3SVD
 # RoadScene is the IR-visible weights' training data: its first 50 pairs show fit, not generalisation.
 run roadscene ir-vis $D/ir_vis/RoadScene/ir $D/ir_vis/RoadScene/vis $IRVIS --limit 50 "$@"
 run lytro multi-focus $D/multi_focus/Lytro/a $D/multi_focus/Lytro/b defusion,defusion_fast,defusion_fast-cud,average,max,laplacian "$@"
-run mefb multi-exposure $D/multi_exposure/MEFB/under $D/multi_exposure/MEFB/over defusion,defusion_fast,average,max,laplacian,mertens "$@"
-python benchmarks/synthetic_multifocus.py "$@"
+run mefb multi-exposure $D/multi_exposure/MEFB/under $D/multi_exposure/MEFB/over defusion,defusion_fast,defusion_fast-cud,average,max,laplacian,mertens "$@"
+[[ -z "${ONLY:-}" || " $ONLY " == *" synthetic "* ]] && python benchmarks/synthetic_multifocus.py "$@"
+exit 0
