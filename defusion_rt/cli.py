@@ -35,13 +35,14 @@ def _cmd_train(args) -> None:
 def _cmd_fuse(args) -> None:
     from .engines import create_engine
     from .fuse import Fuser, fuse_paths
-    from .model import create_model
+    from .model import create_model, model_for
     if args.method != "defusion":  # a classical baseline: no network, no weights
         if args.decomposition:
             raise UserError("--decomposition needs the network; drop it or use --method defusion")
         model, engine = None, create_engine(args.method, args.device)
     else:
-        model = create_model(args.model, weights=args.weights, pretrained=args.weights is None, task=args.task)
+        name = model_for(args.task, args.weights) if args.model == "auto" else args.model
+        model = create_model(name, weights=args.weights, pretrained=args.weights is None, task=args.task)
         engine = create_engine("eager", args.device, args.precision, model=model)
     fuser = Fuser(engine, args.task, colour=args.colour)
     written = fuse_paths(fuser, args.a, args.b, args.output, resize=args.resize,
@@ -205,10 +206,12 @@ def _cmd_bench(args) -> None:
 
 def _cmd_web(args) -> None:
     from .engines import create_engine
+    from .model import model_for
     from .web import serve
     from functools import lru_cache
-    engine_for = lru_cache(maxsize=None)(lambda task: create_engine("eager", args.device, args.precision,
-                                                                    weights=args.weights, task=task))
+    engine_for = lru_cache(maxsize=None)(lambda task: create_engine(
+        "eager", args.device, args.precision, weights=args.weights, task=task,
+        model_name=model_for(task, args.weights) if args.model == "auto" else args.model))
     engine_for("ir-vis")  # load at start-up: a bad --weights file fails here, not on the first request
     server = serve(engine_for, args.host, args.port)
     print(f"defusion-rt web on http://{args.host}:{server.server_port}/ (Ctrl-C stops)")
@@ -255,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
     f.add_argument("--method", default="defusion", choices=["defusion", "average", "max", "laplacian", "mertens"],
                    help="the network (default) or a classical baseline")
-    f.add_argument("--model", default="defusion", help="model variant: defusion (default), defusion_fast, "
-                                                      "defusion_lite")
+    f.add_argument("--model", default="auto", help="auto (the task's best variant, see the README) | defusion | "
+                                                  "defusion_fast | defusion_lite")
     f.add_argument("--weights", help="weight file (default: the shipped weights for the task)")
     f.add_argument("--device", default="auto", help="cpu | cuda | auto")
     f.add_argument("--precision", default="fp32", help="fp32 | fp16 (CUDA) | bf16")
@@ -347,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("web", help="a browser page to fuse an uploaded image pair")
     w.add_argument("--host", default="127.0.0.1")
     w.add_argument("--port", type=int, default=8080)
+    w.add_argument("--model", default="auto", help="auto (each task's best variant) | defusion | defusion_fast")
     w.add_argument("--weights")
     w.add_argument("--device", default="auto")
     w.add_argument("--precision", default="fp32")

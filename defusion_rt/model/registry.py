@@ -44,6 +44,19 @@ def default_weights(name: str = "defusion", task: str | None = None) -> Path:
     return WEIGHTS_DIR / VARIANTS[name]["weights"]
 
 
+# Where a command is not told which variant (`--model auto`), each task gets the one that fuses it best on the
+# held-out sets (benchmarks/evaluation: Qabf, MI and VIF against the baselines). `run` on a CPU takes the
+# real-time variant whatever the task: there speed decides (engines.auto_choice).
+BEST_FOR_TASK = {"ir-vis": "defusion_fast", "multi-focus": "defusion", "multi-exposure": "defusion"}
+
+
+def model_for(task: str | None, weights: str | Path | None = None) -> str:
+    """What `--model auto` means: the weight file's architecture where one is given, else the task's best."""
+    if weights:
+        return variant_for_weights(weights)
+    return BEST_FOR_TASK.get(task, "defusion")
+
+
 def variant_for_weights(path: str | Path) -> str:
     """The first registered variant whose architecture a weight file fits (for `model: auto` with --weights)."""
     family = _read_weights(Path(path)).get("arch", {}).get("family", "defusion")

@@ -107,7 +107,7 @@ class Pipeline:
     def _fuser(self) -> Fuser:
         f = self.s.fusion
         if f.method == "defusion":
-            auto = auto_choice(f.device)
+            auto = auto_choice(f.device, f.task)
             if f.weights:  # a weight file knows its architecture
                 auto["model"] = variant_for_weights(f.weights)
             pick = {k: auto[k] if getattr(f, k) == "auto" else getattr(f, k) for k in ("model", "engine", "precision")}
