@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--method", help="defusion | average | max | laplacian | mertens")
     r.add_argument("--model", help="auto (default: defusion_fast on a CPU, defusion on CUDA) | defusion | "
                                   "defusion_fast | defusion_lite")
-    r.add_argument("--engine", help="auto (default: compile on a CPU, eager on CUDA) | eager | torchscript | "
+    r.add_argument("--engine", help="auto (default: export on a CPU, eager on CUDA) | eager | torchscript | "
                                    "compile | export | onnx | tensorrt")
     r.add_argument("--register", help="none | auto (cross-modal, checked) | ecc | features | calibration YAML")
     r.add_argument("--allow-unregistered", action="store_true", default=None,

@@ -37,7 +37,10 @@ class Fuser:
         """Bx3xHxW float [0,1] on the engine's device -> fused Bx3xHxW float [0,1]."""
         na, nb = network_inputs(a, b, self.task)
         if self.engine.needs_padding:
-            (pa, box), (pb, _) = pad(na, self.pad_px, self.multiple), pad(nb, self.pad_px, self.multiple)
+            grey = na.shape[1] == 3 and na.stride(1) == 0  # ir-vis: one grey channel expanded to three
+            (pa, box), (pb, _) = (pad(x[:, :1] if grey else x, self.pad_px, self.multiple) for x in (na, nb))
+            if grey:  # padding one channel instead of three: a third of the copies
+                pa, pb = pa.expand(-1, 3, -1, -1), pb.expand(-1, 3, -1, -1)
             fused = crop(self.engine(pa, pb), box)
         else:
             fused = self.engine(na, nb)

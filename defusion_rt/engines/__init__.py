@@ -10,16 +10,19 @@ from .eager import EagerEngine
 NETWORK_ENGINES = ["eager", *COMPILED]
 
 
-def auto_choice(device: str = "auto", task: str | None = None) -> dict:
-    """What `run` uses where a setting says auto: camera rate first. On a CPU the real-time variant, compiled, in
-    bf16 where the CPU has it (benchmarks/results: the fastest configuration within 1e-2 of fp32); on CUDA the
-    task's best variant in fp16 (eager: TensorRT and compile are one flag away and need a build)."""
+def auto_choice(device: str = "auto", task: str | None = None, model: str | None = None) -> dict:
+    """What `run` uses where a setting says auto: camera rate first, from the saved benchmarks (the fastest engine
+    within 1e-2 of fp32). On a CPU the real-time variant in bf16 where the CPU has it, through torch.export +
+    AOTInductor (cached on disk: later runs load it in a second); the paper network compiled. On CUDA the task's
+    best variant in fp16 (eager: TensorRT and compile are one flag away and need a build)."""
     import torch
     from ..model import model_for
     if resolve_device(device).type == "cuda":
-        return dict(model=model_for(task), engine="eager", precision="fp16")
+        return dict(model=model or model_for(task), engine="eager", precision="fp16")
     bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
-    return dict(model="defusion_fast", engine="compile", precision="bf16" if bf16 else "fp32")
+    model = model or "defusion_fast"
+    return dict(model=model, engine="export" if model == "defusion_fast" else "compile",
+                precision="bf16" if bf16 else "fp32")
 
 
 def create_engine(name: str = "eager", device: str = "auto", precision: str = "fp32", model=None,

@@ -107,9 +107,8 @@ class Pipeline:
     def _fuser(self) -> Fuser:
         f = self.s.fusion
         if f.method == "defusion":
-            auto = auto_choice(f.device, f.task)
-            if f.weights:  # a weight file knows its architecture
-                auto["model"] = variant_for_weights(f.weights)
+            model = f.model if f.model != "auto" else variant_for_weights(f.weights) if f.weights else None
+            auto = auto_choice(f.device, f.task, model)  # a weight file knows its architecture
             pick = {k: auto[k] if getattr(f, k) == "auto" else getattr(f, k) for k in ("model", "engine", "precision")}
             engine = create_engine(pick["engine"], f.device, pick["precision"], weights=f.weights or None,
                                    model_name=pick["model"], task=f.task)
@@ -195,10 +194,10 @@ class Pipeline:
 
     def _build_engine(self, batch: int) -> None:
         """Compiled engines build per input shape: build for the first frame's now, before capture starts, so no
-        frame waits on it (with a registration the shape is known only after its estimate)."""
-        if self.s.register.method != "none" or not hasattr(self.fuser.engine, "prepare"):
+        frame waits on it (with a registration estimated on the fly the shape is known only after it)."""
+        if self.s.register.method in ("auto", "ecc", "features") or not hasattr(self.fuser.engine, "prepare"):
             return
-        w, h = self.sources[0].info.size
+        w, h = self.registration.crop_box[2:] if self.registration else self.sources[0].info.size
         self.console.print(f"building the {self.fuser.engine.describe()} engine for {w}x{h} (once per size)")
         zeros = torch.zeros(batch, 3, h, w, device=self.fuser.engine.device)
         with torch.inference_mode():

@@ -33,8 +33,8 @@ class RegisterSettings:
 class FusionSettings:
     task: str = "ir-vis"        # ir-vis | multi-exposure | multi-focus
     method: str = "defusion"    # defusion | average | max | laplacian | mertens
-    # auto (model, engine, precision): camera rate first; on a CPU the real-time variant defusion_fast, compiled,
-    # bf16; on CUDA the paper network in fp16 (engines.auto_choice). Name them to choose, e.g. model: defusion.
+    # auto (model, engine, precision): camera rate first; on a CPU the real-time variant defusion_fast through
+    # torch.export in bf16; on CUDA the task's best variant in fp16 (engines.auto_choice). Name them to choose.
     model: str = "auto"         # auto | defusion | defusion_fast | defusion_lite
     engine: str = "auto"        # auto | eager | torchscript | compile | export | onnx | tensorrt
     device: str = "auto"        # auto | cpu | cuda

@@ -44,8 +44,8 @@ class Registration:
         if b.shape[1::-1] != self.size_b or a.shape[1::-1] != self.size_a:
             raise UserError(f"frame sizes A {a.shape[1]}x{a.shape[0]}, B {b.shape[1]}x{b.shape[0]} do not match the "
                             f"registration ({self.size_a}, {self.size_b}); recalibrate for these resolutions")
-        if self.model == "none" and self.size_a == self.size_b:
-            warped = b
+        if self.size_a == self.size_b and (self.model == "none" or np.array_equal(self.matrix, np.eye(3))):
+            warped = b  # nothing to warp (a rig calibrated as already aligned)
         elif self.model == "none":
             warped = cv2.resize(b, self.size_a, interpolation=cv2.INTER_LINEAR)
         else:
