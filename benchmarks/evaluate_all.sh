@@ -21,6 +21,6 @@ run m3svd ir-vis $D/ir_vis_video/M3SVD_frames/0111_1716/ir $D/ir_vis_video/M3SVD
 # RoadScene is the IR-visible weights' training data: its first 50 pairs show fit, not generalisation.
 run roadscene ir-vis $D/ir_vis/RoadScene/ir $D/ir_vis/RoadScene/vis $IRVIS --limit 50 "$@"
 run lytro multi-focus $D/multi_focus/Lytro/a $D/multi_focus/Lytro/b defusion,defusion_fast,defusion_fast-cud,average,max,laplacian "$@"
-run mefb multi-exposure $D/multi_exposure/MEFB/under $D/multi_exposure/MEFB/over defusion,defusion_fast,defusion_fast-cud,average,max,laplacian,mertens "$@"
+run mefb multi-exposure $D/multi_exposure/MEFB/under $D/multi_exposure/MEFB/over defusion,defusion_fast,average,max,laplacian,mertens "$@"
 [[ -z "${ONLY:-}" || " $ONLY " == *" synthetic "* ]] && python benchmarks/synthetic_multifocus.py "$@"
 exit 0

@@ -201,7 +201,7 @@ def ir_vis_card() -> None:
     readme_table()
 
 
-FAST_STAGES = [("cud", "CUD on photographs", "defusion_fast.pt", "every task without its own weights"),
+FAST_STAGES = [("cud", "CUD on photographs", "defusion_fast.pt", "multi-exposure (every task without its own weights)"),
                ("ir_vis", "IR-visible fusion losses on RoadScene", "defusion_fast_ir_vis.pt", "ir-vis"),
                ("multi_focus", "synthetic multi-focus pairs from photographs", "defusion_fast_multi_focus.pt",
                 "multi-focus"),
@@ -293,7 +293,11 @@ def fast_card() -> None:
         cfg = yaml.safe_load((d / "config.yaml").read_text())
         rows = list(csv.DictReader((d / "log.csv").open()))
         run = json.loads((d / "run.json").read_text())
-        lines.append(f"| `{file}` | {task} | {title} | {int(rows[-1]['iteration']):,} x {cfg['train']['batch']} | "
+        shipped = (CARD.parent / file).is_file()
+        use = task if shipped else (f"not shipped: see `benchmarks/training/fast/{key}/`, where MEFB scored with "
+                                    "them (`mefb_with_these_weights.md`) is mixed against the CUD weights (better "
+                                    "MI and VIF, worse Qabf and MEF-SSIM) and below averaging")
+        lines.append(f"| `{file}` | {use} | {title} | {int(rows[-1]['iteration']):,} x {cfg['train']['batch']} | "
                      f"{cfg['train']['crop']} | {run['minutes']:.0f} | `{run['recipe']}` |")
     run = json.loads((FAST / "cud" / "run.json").read_text()) if (FAST / "cud" / "run.json").is_file() else {}
     lines += ["", f"Hardware: {run.get('hardware', 'see run.json')}. Commands and notes: "

@@ -26,8 +26,7 @@ VARIANTS: dict[str, dict] = {
     # The real-time CPU variant (model/fast.py): same roles and heads at about 1/35 of the paper network's FLOPs.
     "defusion_fast": dict(arch="fast", width=1.0, pad=16, multiple=16, weights="defusion_fast.pt",
                           task_weights={"ir-vis": "defusion_fast_ir_vis.pt",
-                                        "multi-focus": "defusion_fast_multi_focus.pt",
-                                        "multi-exposure": "defusion_fast_multi_exposure.pt"}),
+                                        "multi-focus": "defusion_fast_multi_focus.pt"}),
 }
 
 # Architecture families: a variant names one (default "defusion"); weight files record theirs.
@@ -47,7 +46,7 @@ def default_weights(name: str = "defusion", task: str | None = None) -> Path:
 # Where a command is not told which variant (`--model auto`), each task gets the one that fuses it best on the
 # held-out sets (benchmarks/evaluation: Qabf, MI and VIF against the baselines). `run` on a CPU takes the
 # real-time variant whatever the task: there speed decides (engines.auto_choice).
-BEST_FOR_TASK = {"ir-vis": "defusion_fast", "multi-focus": "defusion", "multi-exposure": "defusion"}
+BEST_FOR_TASK = {"ir-vis": "defusion_fast", "multi-focus": "defusion_fast", "multi-exposure": "defusion_fast"}
 
 
 def model_for(task: str | None, weights: str | Path | None = None) -> str:
