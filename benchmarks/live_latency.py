@@ -50,7 +50,6 @@ def main() -> None:
     result = dict(created=datetime.datetime.now().isoformat(timespec="seconds"), command=" ".join(sys.argv),
                   machine=machine(), sources=[args.a, args.b], source_fps=args.fps, engine=summary.engine,
                   frames_in=[summary.frames_a, summary.frames_b], fused=summary.fused, dropped=summary.dropped,
-                  throughput_fps=round(summary.fps, 2),
                   added_latency_ms=dict(median=round(float(np.median(total)), 1),
                                         p95=round(float(np.percentile(total, 95)), 1),
                                         max=round(float(total.max()), 1)),
