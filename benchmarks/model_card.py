@@ -234,7 +234,8 @@ def _speed() -> list[str]:
         return ["Not benchmarked yet (`defusion-rt bench --model defusion_fast`)."]
     res = json.loads(path.read_text())
     rows = [r for r in res["records"] if r.get("fps") and (r["width"], r["height"]) == (640, 480) and r["batch"] == 1]
-    lines = [f"`{res['command']}` on {res['machine']['cpu']} ({res['machine']['cpu_cores']} cores), "
+    command = " ".join([Path(res["command"].split()[0]).name, *res["command"].split()[1:]])
+    lines = [f"`{command}` on {res['machine']['cpu']} ({res['machine']['cpu_cores']} cores), "
              f"{res['created']} (`benchmarks/results/{path.name}`); model only, 640x480 (padded to "
              f"{rows[0]['input_shape'][1]}x{rows[0]['input_shape'][0]}), batch 1:", "",
              "| engine | precision | FPS | median ms | p95 ms | rel. error vs fp32 |", "|---|---|---:|---:|---:|---:|"]
@@ -246,6 +247,14 @@ def _speed() -> list[str]:
         lines += ["", f"End to end ({e['engine']} {e['precision']}: decode both, fuse, encode {e['codec']}) on "
                   f"`{Path(e['sources'][0]).name}` at {e['width']}x{e['height']}: **{e['fps']:.1f} FPS** over "
                   f"{e['frames']} frames."]
+    live = RESULTS / "live_latency_amd-epyc-2c.json"
+    if live.is_file():
+        r = json.loads(live.read_text())
+        lat = r["added_latency_ms"]
+        lines += ["", f"Live (`python benchmarks/live_latency.py`: that clip delivered as two cameras at "
+                  f"{r['source_fps']:.0f} FPS, {r['engine']}): {r['fused']} of {r['frames_in'][0]} pairs fused, "
+                  f"{r['dropped']} frame(s) dropped, added latency median {lat['median']:.0f} ms, "
+                  f"**95th percentile {lat['p95']:.0f} ms**, max {lat['max']:.0f} ms."]
     return lines
 
 
