@@ -56,6 +56,21 @@ def test_variant_survives_each_engines_correctness_check(name, engine, precision
     assert float((out - ref).norm() / ref.norm()) < tol
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("engine, precision, tol", [("compile", "fp32", 1e-3), ("export", "fp32", 1e-3),
+                                                    ("export", "bf16", 2e-2)])
+def test_fast_variant_builds_with_the_ahead_of_time_engines(engine, precision, tol, tmp_path, monkeypatch):
+    """The engines `run` picks on a CPU, built for the real-time variant (the paper network's builds take minutes
+    here; tests/test_engines.py checks them on a quarter-width network of the same code)."""
+    monkeypatch.setenv("DEFUSION_RT_CACHE", str(tmp_path))
+    model = create_model("defusion_fast", pretrained=True, task="ir-vis")
+    a, b = _pair((48, 32))
+    ref = create_engine("eager", "cpu", "fp32", model=model, channels_last=False)(a, b).clamp(0, 1)
+    out = create_engine(engine, "cpu", precision, model=model)(a, b).clamp(0, 1)
+    assert float((out - ref).norm() / ref.norm()) < tol
+
+
 def test_fast_variant_keeps_the_paper_networks_roles_at_a_fraction_of_its_cost():
     from torch.utils.flop_counter import FlopCounterMode
     fast, paper = create_model("defusion_fast"), create_model("defusion")
