@@ -330,6 +330,17 @@ def fast_card() -> None:
     for key, title, _, _ in FAST_STAGES:
         if (FAST / key / "val.png").is_file():
             lines.append(f"![{title}](../../../benchmarks/training/fast/{key}/val.png)")
+    tno = json.loads((EVAL / "tno.json").read_text())["mean"] if (EVAL / "tno.json").is_file() else {}
+    if "defusion_fast" in tno:
+        keys = [k for k in PAPER_TNO if k in tno["defusion_fast"]]
+        lines += ["", "## How far from the paper and from the Laplacian pyramid (TNO, 25 pairs)", "",
+                  "| | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys),
+                  "| DeFusion, authors' weights (CDDFuse's table) | " + " | ".join(f"{PAPER_TNO[k]:.2f}" for k in keys)
+                  + " |"]
+        for m in ("defusion_fast", "defusion", "laplacian", "average"):
+            lines.append(f"| {m} (ours, measured) | " + " | ".join(f"{tno[m][k]:.2f}" for k in keys) + " |")
+        lines += ["", "Same metric convention as the paper's table; the authors' row is their weights on their "
+                  "network, so compare magnitudes, not third decimals."]
     lines += ["", "## Speed", ""] + _speed() + ["", "## Evaluation", "",
               "`bash benchmarks/evaluate_all.sh` (means; MI, VIF and SSIM summed over both sources; the published "
               "convention). Each set's table, with the paper network and the baselines:", ""]

@@ -1,5 +1,6 @@
-"""The weights shipped in the package: they load by default, the IR-visible default fuses better than plain
-averaging, and the CUD weights stay the default for the other tasks. See the model cards for the full tables."""
+"""The weights shipped in the package: they load by default, the IR-visible weights of both networks fuse better
+than plain averaging, and the paper network's CUD weights stay its default for the other tasks. See the model
+cards for the full tables."""
 import numpy as np
 import pytest
 
@@ -7,16 +8,17 @@ from defusion_rt.engines import create_engine
 from defusion_rt.fuse import Fuser, pair_folders
 from defusion_rt.imageio import read_image
 from defusion_rt.metrics import score
-from defusion_rt.model import create_model, default_weights
+from defusion_rt.model import create_model, default_weights, model_for
 from defusion_rt.samples import sample_pair
 from conftest import shared
 
 TARGET = ("Qabf", "MI", "VIF")
 
 
-@pytest.fixture(scope="module")
-def ir_vis_fuser():
-    return Fuser(create_engine("eager", "cpu", "fp32", task="ir-vis"), "ir-vis")  # no weights: the shipped ones
+@pytest.fixture(scope="module", params=sorted({"defusion", model_for("ir-vis")}))
+def ir_vis_fuser(request):
+    """The paper network's IR-visible weights and the default IR-visible model (`--model auto`)."""
+    return Fuser(create_engine("eager", "cpu", "fp32", task="ir-vis", model_name=request.param), "ir-vis")
 
 
 def test_shipped_weights_load_by_default():
