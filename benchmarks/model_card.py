@@ -152,9 +152,11 @@ def ir_vis_card() -> None:
                      f"w_int {ad['intensity']}, w_grad {ad['gradient']}.")
     lines += [
         f"- Commands: {meta['command']}",
-        "- The default for `--task ir-vis` in `fuse`, `run`, `evaluate` and `web` because they beat the CUD weights "
-        "there (tables below); every other task keeps the CUD weights. `--weights defusion_rt/model/weights/"
-        "defusion.pt` selects the CUD weights for IR-visible too.",
+        "- The paper network's weights for `--task ir-vis` (`--model defusion`, and the `defusion` rows of "
+        "`evaluate`) because they beat its CUD weights there (tables below); its other tasks keep the CUD weights. "
+        "`--weights defusion_rt/model/weights/defusion.pt` selects the CUD weights for IR-visible too. Without "
+        "`--model`, IR-visible pairs go to the real-time variant, which fuses them better "
+        "([its card](MODEL_CARD_fast.md)).",
         "- Only the fused head was trained to a target: the common and unique images (`fuse --decomposition`) "
         "drift from the CUD weights' decomposition. Use the CUD weights to look at the decomposition.", "",
         "## How far from the paper and from the Laplacian pyramid (TNO, 25 pairs)", ""]
@@ -364,8 +366,9 @@ def readme_table(readme: Path = ROOT / "README.md") -> None:
         if not (EVAL / f"{name}.json").is_file():
             continue
         mean = json.loads((EVAL / f"{name}.json").read_text())["mean"]
-        for m, label in (("defusion", "defusion (IR-visible default)"), ("defusion-cud", "defusion-cud"),
-                         ("defusion_fast", "defusion_fast (real-time CPU variant)"), ("average", "average"),
+        for m, label in (("defusion_fast", "defusion_fast (the default: real-time variant)"),
+                         ("defusion", "defusion (paper network, IR-visible weights)"),
+                         ("defusion-cud", "defusion-cud (paper network, CUD weights)"), ("average", "average"),
                          ("laplacian", "Laplacian pyramid")):
             if m in mean:
                 rows.append(f"| {title} | {label} | " + " | ".join(f"{mean[m][k]:.3f}" for k in
