@@ -2,8 +2,8 @@
 # Regenerates benchmarks/evaluation/*: every method, with the shipped weights, on the shared test sets.
 # Usage: bash benchmarks/evaluate_all.sh [extra evaluate flags]   (needs ../shared/data; about 30 min on 2 cores)
 #        ONLY="tno vifb" bash benchmarks/evaluate_all.sh              (some sets only; synthetic = the GT test)
-# IR-visible sets score both shipped weights: `defusion` (the ir-vis default, adapted with fusion losses on
-# RoadScene, so RoadScene is its training data) and `defusion-cud` (the CUD weights, the default elsewhere);
+# IR-visible sets score both of the paper network's weights: `defusion` (adapted with fusion losses on RoadScene,
+# so RoadScene is its training data) and `defusion-cud` (its CUD weights, used for its other tasks);
 # `defusion_fast` is the real-time CPU variant with its own per-task weights (MODEL_CARD_fast.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -99,7 +99,7 @@ def main() -> None:
         "## Evaluation",
         "`bash benchmarks/evaluate_all.sh` (metrics in the convention of the evaluator published with CDDFuse, "
         "which most tables use; MI, SSIM and VIF summed over both sources; see the README). On IR-visible sets "
-        "these weights are the row `defusion-cud`; `defusion` there is the IR-visible default "
+        "these weights are the row `defusion-cud`; `defusion` there is the paper network's IR-visible weights "
         "([its card](MODEL_CARD_ir_vis.md)). Means over each set:", ""]
     for name, title in SETS:
         if not (EVAL / f"{name}.json").exists():
