@@ -8,6 +8,7 @@ capture to rendered frame measured per frame. Saves JSON with the machine it ran
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import sys
@@ -44,7 +45,6 @@ def main() -> None:
     console = Console()
     pipeline = Pipeline(s, console)
     summary = pipeline.run()
-    import csv
     rows = list(csv.DictReader(csv_path.open()))
     total = np.array([float(r["total_ms"]) for r in rows])
     result = dict(created=datetime.datetime.now().isoformat(timespec="seconds"), command=" ".join(sys.argv),
