@@ -11,6 +11,11 @@ from .errors import UserError
 # Our messages say what failed and how to fix it; OpenCV's and FFmpeg's own logs would only repeat it noisily.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+# The pipeline's capture, fusion and encoder threads share the cores with torch's OpenMP pool, whose idle workers
+# otherwise spin and take them: on 2 cores `run --method average` went from 142 to 172-200 FPS end to end, the
+# real-time network's run from 24-27 to 25-26 FPS, model-only speed within 2% (measured side by side). Set before
+# torch loads; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _cmd_train(args) -> None:
@@ -34,7 +39,7 @@ def _cmd_train(args) -> None:
 
 def _cmd_fuse(args) -> None:
     from .engines import create_engine
-    from .fuse import Fuser, fuse_paths
+    from .fusion import Fuser, fuse_paths
     from .model import create_model, model_for
     if args.method != "defusion":  # a classical baseline: no network, no weights
         if args.decomposition:
@@ -72,20 +77,14 @@ def _cmd_evaluate(args) -> None:
 def _cmd_run(args) -> None:
     from rich.console import Console
     from .pipeline import Pipeline, load_pipeline, print_summary
-    s = load_pipeline(args.pipeline)
-    overrides = {"sources": dict(a=args.a, b=args.b, mode="live" if args.live else None, paced=args.paced or None),
-                 "register": dict(method=args.register, allow_untrusted=args.allow_unregistered),
-                 "fusion": dict(task=args.task, method=args.method, model=args.model, engine=args.engine,
-                                device=args.device,
-                                precision=args.precision, batch=args.batch, weights=args.weights,
-                                colour=args.colour or None),
-                 "render": dict(display=args.display, overlay=args.overlay, record=args.record, csv=args.csv,
-                                side_by_side=args.side_by_side or None),
-                 "run": dict(max_frames=args.max_frames)}
-    for section, values in overrides.items():
-        for key, value in values.items():
-            if value is not None:
-                setattr(getattr(s, section), key, value)
+    s = load_pipeline(args.pipeline, {
+        "sources": dict(a=args.a, b=args.b, mode="live" if args.live else None, paced=args.paced or None),
+        "register": dict(method=args.register, allow_untrusted=args.allow_unregistered),
+        "fusion": dict(task=args.task, method=args.method, model=args.model, engine=args.engine, device=args.device,
+                       precision=args.precision, batch=args.batch, weights=args.weights, colour=args.colour or None),
+        "render": dict(display=args.display, overlay=args.overlay, record=args.record, csv=args.csv,
+                       side_by_side=args.side_by_side or None),
+        "run": dict(max_frames=args.max_frames)})
     console = Console(stderr=True)
     summary = Pipeline(s, console).run()
     print_summary(summary, console)
@@ -157,6 +156,15 @@ def _ints(text: str) -> list[int]:
     return [int(i) for i in items]
 
 
+def _names(text: str) -> list[str]:
+    from .engines import CLASSICAL
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in CLASSICAL]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown method '{bad[0]}'; choose from {', '.join(CLASSICAL)}")
+    return names
+
+
 def _board(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition("x")
     if not (w.isdigit() and h.isdigit()):
@@ -188,7 +196,8 @@ def _cmd_bench(args) -> None:
         s = BenchSettings(device=args.device, model=args.model, engines=args.engines.split(","), precisions=args.precisions.split(","),
                           sizes=args.sizes, batches=args.batch, budget_s=args.budget,
                           weights=args.weights, e2e_frames=args.e2e_frames,
-                          e2e=tuple(args.e2e.split(",")) if args.e2e else None, partial=args.json)
+                          e2e=tuple(args.e2e.split(",")) if args.e2e else None, e2e_methods=args.e2e_methods,
+                          partial=args.json)
         result = run_matrix(s, console)
         print_table(result, console)
         path = Path(args.json) if args.json else save(result, folder)
@@ -276,8 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "VARIANT-cud (its CUD weights), average, max, laplacian, mertens (empty: only --fused)")
     e.add_argument("--fused", action="append", help="NAME=DIR of fused images from another tool (repeatable)")
     e.add_argument("--weights", help="network weights for the variant the file fits (default: shipped)")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--precision", default="fp32")
+    e.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    e.add_argument("--precision", default="fp32", help="network precision: fp32 (default, as published) | bf16 | fp16")
     e.add_argument("--limit", type=int, help="only the first N pairs")
     e.add_argument("--json", help="write per-pair and mean values as JSON")
     e.add_argument("--csv", help="write per-pair and mean values as CSV")
@@ -307,21 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw FPS, latency and drops on the output (default on)")
     r.add_argument("--live", action="store_true", help="pair the freshest frames and drop stale ones")
     r.add_argument("--paced", action="store_true", help="play recorded sources at their frame rate")
-    r.add_argument("--device")
+    r.add_argument("--device", help="auto (default: CUDA when present) | cpu | cuda | cuda:N")
     r.add_argument("--precision", help="auto (default: bf16 on a CPU that has it, fp16 on CUDA) | fp32 | bf16 | fp16")
     r.add_argument("--batch", type=int, help="pairs per fusion call for recorded sources")
-    r.add_argument("--weights")
-    r.add_argument("--colour", "--color", action="store_true")
-    r.add_argument("--max-frames", type=int)
+    r.add_argument("--weights", help="weight file (default: the shipped weights for the task and model)")
+    r.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
+    r.add_argument("--max-frames", type=int, help="stop after this many fused frames (default: when a source ends)")
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser("calibrate", help="estimate the B->A registration of a camera pair and save it as YAML")
     c.add_argument("--a", required=True, help="camera A: index, video, URL, folder of frames or a still image")
     c.add_argument("--b", required=True, help="camera B, the one warped onto A")
-    c.add_argument("-o", "--output", default="calibration.yaml")
+    c.add_argument("-o", "--output", default="calibration.yaml", help="calibration YAML to write "
+                                                                      "(default calibration.yaml; use with --register)")
     c.add_argument("--method", default="auto", choices=["auto", "ecc", "features", "chessboard"],
                    help="auto: cross-modal search, refinement and check (default); ecc, features: baselines")
-    c.add_argument("--model", default="homography", choices=["homography", "affine"])
+    c.add_argument("--model", default="homography", choices=["homography", "affine"],
+                   help="homography (default: any rigid rig, scenes far away) or affine (fewer degrees of freedom)")
     c.add_argument("--board", default="9x6", type=_board, help="chessboard inner corners, COLSxROWS")
     c.add_argument("--frames", type=int, default=10, help="frame pairs to read; up to 5 spread over them are "
                                                          "estimated and combined (chessboard: all are used)")
@@ -339,8 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default="defusion", help="model variant (defusion, defusion_fast, ...)")
     b.add_argument("--weights", help="weights (default: shipped)")
     b.add_argument("--e2e", help="A,B sources for the end-to-end run (default: the built-in scene at 640x480)")
-    b.add_argument("--e2e-frames", type=int, default=60)
-    b.add_argument("--out-dir", default="benchmarks/results", help="where results are saved, named by device")
+    b.add_argument("--e2e-frames", type=int, default=60, help="frames of the end-to-end runs (default 60)")
+    b.add_argument("--e2e-methods", default="average", type=_names,
+                   help="classical methods also run end to end: the pipeline's own cost without a network "
+                        "(comma-separated; empty for none; default average)")
+    b.add_argument("--out-dir", default="runs/bench", help="where results are saved, named by device (default "
+                                                           "runs/bench; the project's are in benchmarks/results)")
     b.add_argument("--json", help="save to this file instead")
     b.add_argument("--readme", help="regenerate the performance table in this README from all saved results")
     b.add_argument("--report-only", action="store_true", help="only the plot and README table from saved results")
@@ -348,12 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "pass at the first --sizes entry and save the operator table")
     b.set_defaults(func=_cmd_bench)
     w = sub.add_parser("web", help="a browser page to fuse an uploaded image pair")
-    w.add_argument("--host", default="127.0.0.1")
-    w.add_argument("--port", type=int, default=8080)
+    w.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine "
+                                                        "only; 0.0.0.0 for the network)")
+    w.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     w.add_argument("--model", default="auto", help="auto (each task's best variant) | defusion | defusion_fast")
-    w.add_argument("--weights")
-    w.add_argument("--device", default="auto")
-    w.add_argument("--precision", default="fp32")
+    w.add_argument("--weights", help="weight file (default: the shipped weights for each task)")
+    w.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    w.add_argument("--precision", default="fp32", help="fp32 (default) | bf16 | fp16 (CUDA)")
     w.set_defaults(func=_cmd_web)
     return p
 

@@ -9,7 +9,7 @@ import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -18,7 +18,7 @@ from .errors import UserError
 
 @dataclass
 class ModelSettings:
-    name: str = "defusion"  # registered variant: defusion | defusion_lite | defusion_fast
+    name: Literal["defusion", "defusion_fast", "defusion_lite"] = "defusion"  # a registered variant
     width: float = 1.0      # width multiplier; overrides the variant's when not 1.0
 
 
@@ -58,7 +58,7 @@ class TrainSettings:
     recon_full_at: float = 0.3       # with --minutes: fraction of the run where the reconstruction term is full
     jitter: list = field(default_factory=lambda: [0.1, 1.0])       # brightness/contrast/saturation factor range
     crop_scale: list = field(default_factory=lambda: [0.08, 1.0])  # area fraction range of the random crop
-    amp: str = "auto"                # auto | bf16 | fp16 | off
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     channels_last: bool = True
     workers: int = 2                 # data-loader processes
     log_every: int = 10              # iterations between CSV log rows
@@ -89,7 +89,17 @@ class Settings:
         return dataclasses.asdict(self)
 
 
+def _check_choice(key: str, value: Any, choices: tuple) -> Any:
+    if value in choices:
+        return value
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise UserError(f"config key '{key}' cannot be {value!r}; {hint}choose one of: {', '.join(map(str, choices))}")
+
+
 def _check_value(key: str, value: Any, typ: Any) -> Any:
+    if get_origin(typ) is Literal:
+        return _check_choice(key, value, get_args(typ))
     base = get_origin(typ) or typ
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from .engines import CLASSICAL, create_engine
 from .errors import UserError
-from .fuse import Fuser, pair_folders
+from .fusion import Fuser, pair_folders
 from .imageio import list_images, read_image, to_uint8, try_read
 from .metrics import SUMMED, metric_names, score
 from .model import VARIANTS, default_weights, variant_for_weights

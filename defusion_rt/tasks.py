@@ -25,26 +25,30 @@ def check_task(task: str) -> str:
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
-    """Bx3xHxW -> Bx1xHxW. A matmul over the channel axis: one pass, and 6x faster than multiply-and-sum on the
-    channels-last frames the video pipeline makes."""
-    w = torch.tensor(LUMA, device=x.device, dtype=x.dtype)
-    return (x.permute(0, 2, 3, 1) @ w).unsqueeze(1)
+    """Bx3xHxW -> Bx1xHxW (a grey Bx1xHxW is returned as is). A matmul over the channel axis: one pass, and 6x
+    faster than multiply-and-sum on the channels-last frames the video pipeline makes."""
+    if x.shape[1] == 1:
+        return x
+    return (x.permute(0, 2, 3, 1) @ x.new_tensor(LUMA)).unsqueeze(1)
 
 
 def network_inputs(a: torch.Tensor, b: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's two Bx3xHxW inputs; ir-vis sources may arrive grey already (Bx1xHxW, as video sends them)."""
     if task == "ir-vis":
-        return luma(a).expand_as(a), luma(b).expand_as(b)
+        return luma(a).expand(-1, 3, -1, -1), luma(b).expand(-1, 3, -1, -1)
     return a, b
 
 
 def network_output(fused: torch.Tensor, task: str, visible: torch.Tensor, colour: bool = False) -> torch.Tensor:
     """Clamp to [0,1]; for ir-vis make it grey, or the visible image with the fused luminance when colour."""
-    fused = fused.clamp(0, 1)
     if task != "ir-vis":
-        return fused
-    y = fused.permute(0, 2, 3, 1).mean(-1).unsqueeze(1)  # channel mean, fast for channels-last frames too
+        return fused.clamp(0, 1)
+    if fused.stride(1) == 0:  # already one grey channel expanded (pixel-wise baselines on grey inputs)
+        y = fused[:, :1].clamp(0, 1)
+    else:  # channel mean, fast for channels-last frames too
+        y = fused.clamp(0, 1).permute(0, 2, 3, 1).mean(-1).unsqueeze(1)
     if not colour:
-        return y.expand_as(fused)
+        return y.expand(-1, 3, -1, -1)
     return (visible + (y - luma(visible))).clamp(0, 1)
 
 

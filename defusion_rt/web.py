@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .fuse import Fuser
+from .fusion import Fuser
 from .imageio import to_uint8
 from .tasks import TASKS, check_task, match_sizes
 

@@ -30,9 +30,13 @@ def test_bench_writes_records_telemetry_and_the_readme_table(tmp_path, tiny_mode
     assert any("skipped" in r for r in result["records"])  # onnx bf16 says why it cannot run
     assert result["machine"]["cpu_cores"] >= 1 and "torch" in result["machine"]["versions"]
     assert result["e2e"]["frames"] == 4 and result["e2e"]["fps"] > 0
+    assert result["e2e"]["width"] == 64 and result["e2e"]["height"] == 48  # the end-to-end run honours --sizes
+    (classical,) = result["e2e_classical"]  # the pipeline's own cost: --e2e-methods average by default
+    assert classical["model"] == "average" and classical["frames"] == 4 and classical["codec"]
     text = readme.read_text()
     assert "old" not in text and "| eager | fp32 | 64x48 |" in text and text.endswith("tail\n")
-    assert markdown_table(load_results(out)).count("\n") == len(timed) + 2
+    assert markdown_table(load_results(out)).count("\n") == len(timed) + 3  # header, rule, rows, two end-to-end rows
+    assert "end to end: decode, register, average, encode" in text
 
 
 def test_bench_profile_writes_the_operator_table(tmp_path, tiny_model):

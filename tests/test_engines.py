@@ -112,13 +112,18 @@ def test_padding_is_reflect_16_then_multiple_of_8():
     assert p.shape[-2:] == (64, 64) and torch.equal(crop(p, box), x)
 
 
-def test_every_compiled_engine_is_registered():
-    assert set(COMPILED) == {"torchscript", "compile", "export", "onnx", "tensorrt"}
+def test_every_engine_is_registered_under_its_own_name_and_auto_picks_one():
+    from defusion_rt.engines import NETWORK_ENGINES, auto_choice
+    assert all(cls.name == name for name, cls in COMPILED.items())
+    with pytest.raises(UserError, match="choose one of: " + ", ".join(NETWORK_ENGINES)):
+        create_engine("tensorrtt", "cpu")
+    pick = auto_choice("cpu", "ir-vis")
+    assert pick["engine"] in NETWORK_ENGINES and pick["precision"] in ("fp32", "bf16")
 
 
 def test_streamed_fuser_matches_sequential_fusion_and_keeps_order(tiny_model):
-    from defusion_rt.engines.streams import StreamedFuser
-    from defusion_rt.fuse import Fuser
+    from defusion_rt.fusion import StreamedFuser
+    from defusion_rt.fusion import Fuser
     fuser = Fuser(create_engine("eager", "cpu", "fp32", model=tiny_model), "ir-vis")
     rng = np.random.default_rng(0)
     frames = [(rng.random((40, 48, 3)) * 255).astype(np.uint8) for _ in range(5)]
@@ -133,3 +138,25 @@ def test_streamed_fuser_matches_sequential_fusion_and_keeps_order(tiny_model):
         b = torch.from_numpy(frames[-1 - i][..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
         ref = (fuser.fuse_tensors(a, b)[0].permute(1, 2, 0).flip(-1) * 255).round().byte().numpy()
         assert out[0].shape == (40, 48, 3) and np.abs(out[0].astype(int) - ref).max() <= 1
+
+
+def test_a_short_tail_batch_is_padded_to_the_engine_shape_not_rebuilt():
+    from defusion_rt.engines.classical import AverageEngine
+    from defusion_rt.fusion import Fuser, StreamedFuser
+
+    class Recording(AverageEngine):
+        shapes = []
+
+        def __call__(self, a, b):
+            self.shapes.append(tuple(a.shape))
+            return super().__call__(a, b)
+    fuser = Fuser(Recording(torch.device("cpu")), "multi-focus")
+    rng = np.random.default_rng(1)
+    a = [(rng.random((24, 32, 3)) * 255).astype(np.uint8) for _ in range(6)]
+    b = [(rng.random((24, 32, 3)) * 255).astype(np.uint8) for _ in range(6)]
+    sf = StreamedFuser(fuser, depth=1)
+    got = sf.submit(a[:4], b[:4], "full") + sf.submit(a[4:], b[4:], "tail") + sf.flush()
+    assert Recording.shapes == [(4, 3, 24, 32), (4, 3, 24, 32)]  # one static shape for the compiled engines
+    assert [m for _, m in got] == ["full", "tail"] and [len(f) for f, _ in got] == [4, 2]
+    want = ((a[5].astype(np.float32) + b[5]) / 2).round()
+    assert np.abs(got[1][0][1].astype(np.float32) - want).max() <= 1  # the tail's own frames, not the padding

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from defusion_rt.fuse import pair_folders
+from defusion_rt.fusion import pair_folders
 from defusion_rt.metrics import NOREF, score
 from conftest import shared
 

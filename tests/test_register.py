@@ -92,7 +92,13 @@ def test_calibrate_command_writes_a_usable_file(tmp_path, warped_pair):
 @pytest.mark.parametrize("path", sorted((__import__("conftest").ROOT / "calibration").glob("*.yaml")))
 def test_shipped_calibration_files_load(path):
     reg = load_calibration(path)
-    assert reg.output_size[0] > 0 and reg.output_size[1] > 0
+    a = np.zeros((reg.size_a[1], reg.size_a[0], 3), np.uint8)
+    b = np.full((reg.size_b[1], reg.size_b[0], 3), 200, np.uint8)
+    oa, ob = reg.align(a, b)
+    w, h = reg.output_size
+    assert oa.shape == ob.shape == (h, w, 3)
+    assert w * h >= 0.5 * reg.size_a[0] * reg.size_a[1]  # a plausible rig keeps most of A's view
+    assert (ob == 200).all()                              # and B covers every pixel of the common view
 
 
 def _crossmodal(rng_seed: int = 1):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from defusion_rt.engines import create_engine
-from defusion_rt.fuse import Fuser, pair_folders
+from defusion_rt.fusion import Fuser, pair_folders
 from defusion_rt.imageio import read_image
 from defusion_rt.metrics import score
 from defusion_rt.model import create_model, default_weights, model_for

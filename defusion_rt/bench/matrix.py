@@ -41,6 +41,8 @@ class BenchSettings:
     weights: str | None = None     # default: shipped weights (random weights when none are shipped)
     e2e_frames: int = 60
     e2e: tuple | None = None       # (source A, source B) for the end-to-end run
+    e2e_methods: list = field(default_factory=lambda: ["average"])  # classical methods run end to end too: the
+                                   # pipeline's own cost (decode, pair, convert, overlay, encode) with no network
     partial: str | None = None     # rewrite this JSON after every record, so a run cut short keeps its results
 
 
@@ -152,9 +154,11 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
     w, h = (640, 480) if (640, 480) in [tuple(x) for x in s.sizes] else tuple(s.sizes[0])
     best = best_record(records, w, h)
     if best:
-        result["e2e"] = end_to_end(best, s, weights_path=s.weights, console=console)
+        result["e2e"] = end_to_end(best, s, (w, h), s.weights, console)
         if device.type == "cuda":
             result["stream_overlap"] = stream_overlap(best, model, device, s)
+    result["e2e_classical"] = [end_to_end(dict(engine=m, precision="fp32", device=device.type), s, (w, h), None,
+                                          console, method=m) for m in s.e2e_methods]
     result["gpu_telemetry"] = sampler.stop()
     return result
 
@@ -184,8 +188,10 @@ def best_record(records, w, h, tol: float = 1e-2) -> dict | None:
     return max(ok, key=lambda r: r["fps"]) if ok else None
 
 
-def end_to_end(best: dict, s: BenchSettings, weights_path, console: Console) -> dict:
-    """Decode, register (a homography warp), fuse and encode a recorded pair with the best engine."""
+def end_to_end(best: dict, s: BenchSettings, size: tuple[int, int], weights_path, console: Console,
+               method: str = "defusion") -> dict:
+    """Decode, register (a calibration file), fuse and encode a recorded pair: the network with the best engine, or
+    a classical `method`. Without --e2e the built-in scene is written as two videos at `size`."""
     from ..pipeline import Pipeline, PipelineSettings
     from ..register import Registration
     p = PipelineSettings()
@@ -193,17 +199,21 @@ def end_to_end(best: dict, s: BenchSettings, weights_path, console: Console) -> 
         if s.e2e:
             p.sources.a, p.sources.b = s.e2e
         else:
-            p.sources.a, p.sources.b = _sample_videos(Path(tmp), s.e2e_frames)
+            p.sources.a, p.sources.b = _sample_videos(Path(tmp), s.e2e_frames, size)
         src_size = _video_size(p.sources.a)
         p.register.method = str(Registration(np.eye(3), src_size, src_size).save(Path(tmp) / "identity.yaml"))
-        p.fusion.engine, p.fusion.precision, p.fusion.device = best["engine"], best["precision"], best["device"]
-        p.fusion.weights = weights_path or ""
-        p.fusion.model = s.model
+        p.fusion.method = method
+        if method == "defusion":
+            p.fusion.engine, p.fusion.precision, p.fusion.device = best["engine"], best["precision"], best["device"]
+            p.fusion.weights, p.fusion.model = weights_path or "", s.model
         p.fusion.batch = 1
         p.render.record = str(Path(tmp) / "e2e.mp4")
         p.run.max_frames, p.run.progress = s.e2e_frames, False
         summary = Pipeline(p, console).run()
-    return dict(model=s.model, engine=best["engine"], precision=best["precision"], sources=[p.sources.a, p.sources.b],
+    name = s.model if method == "defusion" else method
+    console.print(f"end to end, {name} {best['engine']} {best['precision']}, {src_size[0]}x{src_size[1]}: "
+                  f"{summary.fps:.2f} FPS over {summary.fused} frames")
+    return dict(model=name, engine=best["engine"], precision=best["precision"], sources=[p.sources.a, p.sources.b],
                 width=src_size[0], height=src_size[1], frames=summary.fused, fps=round(summary.fps, 3),
                 latency_ms={k: {m: round(v, 2) for m, v in d.items()} for k, d in summary.latency_ms.items()},
                 codec=summary.codec, stopped_by=summary.stopped_by)
@@ -217,15 +227,15 @@ def _video_size(spec: str) -> tuple[int, int]:
     return size
 
 
-def _sample_videos(folder: Path, frames: int) -> tuple[str, str]:
-    """The built-in scene at 640x480 written as two MP4 files (so decoding is part of the measurement)."""
+def _sample_videos(folder: Path, frames: int, size: tuple[int, int]) -> tuple[str, str]:
+    """The built-in scene written as two MP4 files (so decoding is part of the measurement)."""
     import cv2
     paths = []
     for i, which in enumerate(("ir", "vis")):
         path = folder / f"{which}.mp4"
-        w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+        w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
         for k in range(frames):
-            w.write((255 * sample_pair(k, (640, 480))[i][..., ::-1]).astype(np.uint8))
+            w.write((255 * sample_pair(k, size)[i][..., ::-1]).astype(np.uint8))
         w.release()
         paths.append(str(path))
     return paths[0], paths[1]
@@ -233,8 +243,8 @@ def _sample_videos(folder: Path, frames: int) -> tuple[str, str]:
 
 def stream_overlap(best: dict, model, device, s: BenchSettings, frames: int = 120) -> dict:
     """Frames/s of the best engine fed uint8 frames of its size: three in flight (overlapped) vs one (sequence)."""
-    from ..engines.streams import StreamedFuser
-    from ..fuse import Fuser
+    from ..fusion import StreamedFuser
+    from ..fusion import Fuser
     engine = create_engine(best["engine"], str(device), best["precision"], model=model)
     fuser = Fuser(engine, "ir-vis")
     frame = [(255 * np.random.default_rng(0).random((best["height"], best["width"], 3))).astype(np.uint8)]
@@ -309,7 +319,6 @@ def print_table(result: dict, console: Console) -> None:
                   f"{r.get('speedup_vs_fp32_eager', float('nan')):.2f}", f"{r['rel_err_vs_fp32']:.1e}",
                   f"{r.get('build_s', 0):.1f}")
     console.print(t)
-    if "e2e" in result:
-        e = result["e2e"]
-        console.print(f"end to end ({result.get('model', 'defusion')} {e['engine']} {e['precision']}, {e['width']}x{e['height']}, decode+register+"
-                      f"fuse+encode): {e['fps']:.2f} FPS over {e['frames']} frames")
+    for e in ([result["e2e"]] if "e2e" in result else []) + result.get("e2e_classical", []):
+        console.print(f"end to end ({e['model']} {e['engine']} {e['precision']}, {e['width']}x{e['height']}, decode+"
+                      f"register+fuse+encode): {e['fps']:.2f} FPS over {e['frames']} frames")

@@ -45,8 +45,7 @@ def markdown_table(results: list[dict]) -> str:
                          f"{r['width']}x{r['height']} | {r['batch']} | {r['fps']:.2f} | {r['latency_ms_median']:.1f} | "
                          f"{r.get('speedup_vs_fp32_eager', float('nan')):.2f} | {r['rel_err_vs_fp32']:.1e} | "
                          f"`{res['_file']}` |")
-        if "e2e" in res:
-            e = res["e2e"]
+        for e in ([res["e2e"]] if "e2e" in res else []) + res.get("e2e_classical", []):
             lines.append(f"| {dev} | end to end: decode, register, {e['engine']}, encode | {e['precision']} | "
                          f"{e['width']}x{e['height']} | 1 | {e['fps']:.2f} | {e['latency_ms']['total']['mean']:.1f} | "
                          f" | | `{res['_file']}` |")

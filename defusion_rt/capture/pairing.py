@@ -85,7 +85,8 @@ class LivePairer:
         return frame
 
     def next_pair(self) -> tuple[Frame, Frame] | None:
-        fa, fb = self.qa.get(self.timeout), self.qb.get(self.timeout)
+        fa = self.qa.get(self.timeout)
+        fb = END if fa is END else self.qb.get(self.timeout)  # one stream ended: no need to wait on the other
         while True:
             if fa is END or fb is END:
                 return None

@@ -24,6 +24,7 @@ class CaptureThread(threading.Thread):
         self.error: BaseException | None = None
         self.read = [0] * len(sources)
         self.reconnects = 0
+        self.ended = False  # a source reached its end (not a stop or a frame limit)
 
     def _read_all(self) -> list[Frame | None]:
         if len(self.sources) == 1:
@@ -69,13 +70,12 @@ class CaptureThread(threading.Thread):
                     else:
                         last_ok[i] = time.monotonic()
                 if ended:
+                    self.ended = True
                     break
         except Closed:
             pass
         except BaseException as err:  # surfaced by the pipeline on the main thread
             self.error = err
-        finally:
+        finally:  # the sources are closed by the stage that opened them
             for q in self.queues:
                 q.put(END)
-            for s in self.sources:
-                s.close()

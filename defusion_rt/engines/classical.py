@@ -21,11 +21,18 @@ class ClassicalEngine(Engine):
         super().__init__(device, "fp32")  # cheap enough in fp32 everywhere
 
 
+def _grey(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Both inputs one grey channel expanded to three (ir-vis video): pixel-wise methods need only that channel."""
+    return a.shape[1] == 3 and a.stride(1) == 0 and b.stride(1) == 0
+
+
 class AverageEngine(ClassicalEngine):
     name = "average"
 
     @torch.inference_mode()
     def __call__(self, a, b):
+        if _grey(a, b):
+            return self(a[:, :1], b[:, :1]).expand(-1, 3, -1, -1)
         return torch.add(a.float(), b.float()).mul_(0.5)  # inputs are in [0, 1]: no clamp needed
 
 
@@ -35,6 +42,8 @@ class MaxEngine(ClassicalEngine):
 
     @torch.inference_mode()
     def __call__(self, a, b):
+        if _grey(a, b):
+            return torch.maximum(a[:, :1], b[:, :1]).float().expand(-1, 3, -1, -1)
         w = torch.tensor(LUMA, device=a.device).view(1, 3, 1, 1)
         pick_a = (a * w).sum(1, keepdim=True) >= (b * w).sum(1, keepdim=True)
         return torch.where(pick_a, a, b).float()

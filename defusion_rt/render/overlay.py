@@ -12,7 +12,7 @@ def _label(frame: np.ndarray, lines: list[str], origin: tuple[int, int], scale: 
     width = max(cv2.getTextSize(s, FONT, scale, 1)[0][0] for s in lines) + 10
     x, y = origin
     sub = frame[y:y + h * len(lines) + 6, x:x + width]
-    sub[:] = (sub * 0.45).astype(np.uint8)  # darkened box: readable on any scene
+    cv2.convertScaleAbs(sub, dst=sub, alpha=0.45)  # darkened box, readable on any scene (in place, on uint8)
     for i, s in enumerate(lines):
         cv2.putText(frame, s, (x + 5, y + h * (i + 1) - 4), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
 

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from ..config import Settings
 from ..errors import UserError
-from ..fuse import pair_folders
+from ..fusion import pair_folders
 from ..imageio import try_read
 from ..model import Decomposition
 from ..tasks import LUMA, check_task

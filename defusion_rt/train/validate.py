@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..engines import EagerEngine, create_engine
-from ..fuse import Fuser, pair_folders
+from ..fusion import Fuser, pair_folders
 from ..imageio import read_image
 from ..metrics import score
 from ..plot import line_plot

@@ -1,40 +1,44 @@
-"""CUDA-stream pipelining of the fusion stage: while frame k computes, frame k+1 is copied in and frame k-1 is
-copied out. Pinned host buffers are allocated once per slot (pinning per frame can be slower than a plain copy),
-events order the three streams, and at most `depth` frames are in flight. On the CPU the same interface runs each
-submission synchronously, so callers have one code path."""
+"""Fusing video frames: BGR uint8 in, BGR uint8 out, with CUDA-stream pipelining.
+
+On CUDA, while batch k computes, batch k+1 is copied in and batch k-1 copied out: pinned host buffers are
+allocated once per slot (pinning per frame can be slower than a plain copy), events order the three streams, and at
+most `depth` batches are in flight. On the CPU the same interface runs each submission synchronously, so callers
+have one code path.
+
+Colour conversions happen on the host with OpenCV, on uint8, before the frames become tensors: ir-vis frames
+travel as one grey channel (a third of the bytes and of the float work), others as RGB. The float tensors the
+engine sees are built once, on the device.
+"""
 from __future__ import annotations
 
 from collections import deque
 
+import cv2
 import numpy as np
 import torch
 
-from ..fuse import Fuser
+from .fuser import Fuser
 
 
 class _Slot:
     def __init__(self, shape: tuple, device: torch.device):
-        pin = device.type == "cuda"
-        self.host_a = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
-        self.host_b = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
-        self.host_out = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
-        self.dev_a = torch.empty(shape, dtype=torch.uint8, device=device)
-        self.dev_b = torch.empty(shape, dtype=torch.uint8, device=device)
-        self.dev_out = torch.empty(shape, dtype=torch.uint8, device=device)
         cuda = device.type == "cuda"
-        self.copied_in = torch.cuda.Event() if cuda else None
-        self.computed = torch.cuda.Event() if cuda else None
-        self.copied_out = torch.cuda.Event() if cuda else None
+        self.host_a, self.host_b, self.host_out = (torch.empty(shape, dtype=torch.uint8, pin_memory=cuda)
+                                                   for _ in range(3))
+        if cuda:
+            self.dev_a, self.dev_b, self.dev_out = (torch.empty(shape, dtype=torch.uint8, device=device)
+                                                    for _ in range(3))
+            self.copied_in, self.computed, self.copied_out = (torch.cuda.Event() for _ in range(3))
         self.n = 0
         self.meta = None
 
 
-def _to_float(x: torch.Tensor) -> torch.Tensor:  # B,H,W,3 uint8 BGR -> B,3,H,W float RGB in [0,1], channels-last
-    return x.flip(-1).permute(0, 3, 1, 2).float().div_(255)
+def _to_float(x: torch.Tensor) -> torch.Tensor:  # B,H,W,C uint8 -> B,C,H,W float in [0,1] (channels-last memory)
+    return x.permute(0, 3, 1, 2).float().div_(255)
 
 
-def _to_u8(x: torch.Tensor) -> torch.Tensor:  # the inverse, B,H,W,3 uint8 BGR
-    return x.permute(0, 2, 3, 1).mul(255).round_().clamp_(0, 255).to(torch.uint8).flip(-1)
+def _to_u8(x: torch.Tensor) -> torch.Tensor:  # the inverse
+    return x.permute(0, 2, 3, 1).mul(255).round_().clamp_(0, 255).to(torch.uint8)
 
 
 class StreamedFuser:
@@ -47,6 +51,9 @@ class StreamedFuser:
         self.cuda = self.device.type == "cuda"
         if self.cuda:
             self.copy_in, self.compute, self.copy_out = (torch.cuda.Stream(self.device) for _ in range(3))
+        self.channels = 1 if fuser.grey else 3
+        self.to_net, self.from_net = (cv2.COLOR_BGR2GRAY, cv2.COLOR_GRAY2BGR) if fuser.grey else \
+            (cv2.COLOR_BGR2RGB, cv2.COLOR_RGB2BGR)
         self.slots: list[_Slot] = []
         self.shape = None
         self.pending: deque[_Slot] = deque()
@@ -62,7 +69,8 @@ class StreamedFuser:
                     break
                 slot.copied_out.synchronize()
             self.pending.popleft()
-            done.append((list(slot.host_out.numpy()[:slot.n].copy()), slot.meta))
+            out = slot.host_out.numpy()
+            done.append(([cv2.cvtColor(out[i], self.from_net) for i in range(slot.n)], slot.meta))
         return done
 
     def flush(self) -> list[tuple[list[np.ndarray], object]]:
@@ -70,26 +78,32 @@ class StreamedFuser:
 
     def submit(self, a: list[np.ndarray], b: list[np.ndarray], meta=None) -> list[tuple[list[np.ndarray], object]]:
         n = len(a)
-        if self.shape and n < self.shape[0] and a[0].shape == self.shape[1:]:
+        h, w = a[0].shape[:2]
+        if self.shape and n < self.shape[0] and (h, w) == self.shape[1:3]:
             # A short tail batch is padded with its last pair: compiled engines keep their one static shape.
             a, b = a + [a[-1]] * (self.shape[0] - n), b + [b[-1]] * (self.shape[0] - n)
-        shape = (len(a), *a[0].shape)
+        shape = (len(a), h, w, self.channels)
         done = self._collect(keep=self.depth - 1)  # frees the slot about to be reused
         if shape != self.shape:  # a new resolution or batch size: reallocate once
             done += self.flush()
             self.shape, self.slots, self.next = shape, [_Slot(shape, self.device) for _ in range(self.depth)], 0
         slot = self.slots[self.next]
         self.next = (self.next + 1) % self.depth
-        np.copyto(slot.host_a.numpy(), np.stack(a))
-        np.copyto(slot.host_b.numpy(), np.stack(b))
+        for host, frames in ((slot.host_a.numpy(), a), (slot.host_b.numpy(), b)):
+            for i, f in enumerate(frames):
+                host[i] = cv2.cvtColor(f, self.to_net).reshape(h, w, self.channels)
         slot.n, slot.meta = n, meta
         if self.cuda:
             self._launch(slot)
         else:
             with torch.inference_mode():
-                slot.host_out.copy_(_to_u8(self.fuser.fuse_tensors(_to_float(slot.host_a), _to_float(slot.host_b))))
+                slot.host_out.copy_(self._fuse(slot.host_a, slot.host_b))
         self.pending.append(slot)
         return done + (self._collect(keep=self.depth - 1) if not self.cuda else [])
+
+    def _fuse(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        fused = self.fuser.fuse_tensors(_to_float(a), _to_float(b))
+        return _to_u8(fused[:, :1] if self.channels == 1 else fused)
 
     def _launch(self, slot: _Slot) -> None:
         with torch.cuda.stream(self.copy_in):
@@ -98,7 +112,7 @@ class StreamedFuser:
             slot.copied_in.record(self.copy_in)
         with torch.cuda.stream(self.compute), torch.inference_mode():
             self.compute.wait_event(slot.copied_in)
-            slot.dev_out.copy_(_to_u8(self.fuser.fuse_tensors(_to_float(slot.dev_a), _to_float(slot.dev_b))))
+            slot.dev_out.copy_(self._fuse(slot.dev_a, slot.dev_b))
             slot.computed.record(self.compute)
         with torch.cuda.stream(self.copy_out):
             self.copy_out.wait_event(slot.computed)

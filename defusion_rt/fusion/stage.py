@@ -1,0 +1,150 @@
+"""Stage 4 as a pipeline stage: the engine chosen, built and warmed up before capture starts, then a worker
+thread that takes pairs, registers them (stage 3) and fuses them in batches.
+
+A bug in the worker is kept (with its traceback) for the main thread to raise once every stage has stopped; a
+user's problem (a stalled source, a registration that fails its check) is a UserError.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+
+from ..capture import END, Closed, Frame, FrameQueue
+from ..engines import CLASSICAL, Engine, auto_choice, create_engine
+from ..errors import UserError
+from ..model import variant_for_weights
+from ..tasks import check_task
+from .fuser import Fuser
+from .streamed import StreamedFuser
+
+Pair = tuple[Frame, Frame]
+
+
+@dataclass
+class FusionSettings:
+    task: Literal["ir-vis", "multi-exposure", "multi-focus"] = "ir-vis"
+    method: Literal["defusion", "average", "max", "laplacian", "mertens"] = "defusion"
+    # auto (model, engine, precision): camera rate first; on a CPU the real-time variant defusion_fast through
+    # torch.export in bf16; on CUDA the task's best variant in fp16 (engines.auto_choice). Name them to choose.
+    model: Literal["auto", "defusion", "defusion_fast", "defusion_lite"] = "auto"
+    engine: Literal["auto", "eager", "torchscript", "compile", "export", "onnx", "tensorrt"] = "auto"
+    device: str = "auto"        # auto | cpu | cuda | cuda:N
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # fp16 on CUDA only
+    batch: int = 1              # pairs fused per call for recorded sources (live sources fuse one at a time)
+    weights: str = ""           # empty: the weights shipped in the package
+    colour: bool = False        # ir-vis: keep the visible image's colour
+
+
+@dataclass(slots=True)
+class FusedFrame:
+    """What travels from fusion to rendering: the fused frame, its two aligned sources and their timing."""
+    image: np.ndarray           # HxWx3 uint8 BGR
+    a: np.ndarray               # the aligned sources, as fused
+    b: np.ndarray
+    index_a: int
+    index_b: int
+    ts_a: float                 # source timestamps (s)
+    ts_b: float
+    captured: float             # time.monotonic() when the later of the two was read
+    wait_ms: float              # from capture to fusion start: queueing
+    register_ms: float
+    fuse_ms: float
+
+    @property
+    def skew_ms(self) -> float:
+        return 1000 * abs(self.ts_a - self.ts_b)
+
+
+def make_engine(s: FusionSettings) -> Engine:
+    """The settings' engine: a classical method, or the network with `auto` resolved for this device."""
+    check_task(s.task)
+    if s.method != "defusion":
+        return create_engine(s.method, s.device)
+    model = s.model if s.model != "auto" else variant_for_weights(s.weights) if s.weights else None
+    auto = auto_choice(s.device, s.task, model)  # a weight file knows its architecture
+    pick = {k: auto[k] if getattr(s, k) == "auto" else getattr(s, k) for k in ("model", "engine", "precision")}
+    return create_engine(pick["engine"], s.device, pick["precision"], weights=s.weights or None,
+                         model_name=pick["model"], task=s.task)
+
+
+class FusionStage:
+    """In: pairs and a registration. Out: FusedFrames on `out`, then END."""
+
+    def __init__(self, s: FusionSettings, engine: Engine | None = None):
+        assert s.method in ("defusion", *CLASSICAL)
+        self.s = s
+        self.fuser = Fuser(engine or make_engine(s), s.task, colour=s.colour)
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return self.fuser.engine
+
+    def warm_up(self, size: tuple[int, int], batch: int, say: Callable[[str], None] = print) -> None:
+        """Compiled engines build per input shape: build for the frames' size now, before capture starts, so no
+        frame waits on it (a registration estimated on the first pair fixes the size only then)."""
+        if not hasattr(self.engine, "prepare"):
+            return
+        w, h = size
+        say(f"building the {self.engine.describe()} engine for {w}x{h} (once per size)")
+        zeros = torch.zeros(batch, 1 if self.fuser.grey else 3, h, w, device=self.engine.device)
+        with torch.inference_mode():
+            for _ in range(3):  # the first calls after a build also set up oneDNN primitives and the allocator
+                self.fuser.fuse_tensors(zeros, zeros)
+
+    def start(self, pairs: Callable[[], Pair | None], register: Callable, out: FrameQueue, batch: int,
+              stop: threading.Event, stall_s: float) -> None:
+        self.thread = threading.Thread(target=self._work, name="fusion", daemon=True,
+                                       args=(pairs, register, out, batch, stop, stall_s))
+        self.thread.start()
+
+    def _work(self, pairs, register, out: FrameQueue, batch: int, stop: threading.Event, stall_s: float) -> None:
+        # On CUDA up to 3 batches are in flight (copy in, compute, copy out overlap); on the CPU one at a time.
+        streamed = StreamedFuser(self.fuser, depth=3 if self.engine.device.type == "cuda" else 1)
+        try:
+            done = False
+            while not done and not stop.is_set():
+                items = []
+                while len(items) < batch:
+                    pair = pairs()
+                    if pair is None:
+                        done = True
+                        break
+                    t0 = time.monotonic()
+                    a, b = register(pair[0].image, pair[1].image)
+                    items.append((pair, a, b, time.monotonic() - t0))
+                if items:
+                    self._emit(streamed.submit([x[1] for x in items], [x[2] for x in items],
+                                               (items, time.monotonic())), out)
+            self._emit(streamed.flush(), out)
+        except Closed:
+            pass
+        except TimeoutError:
+            self.error = UserError(f"a source stalled: no frame for {stall_s:.0f} s; check the camera or stream "
+                                   "(live sources reconnect automatically)")
+        except BaseException as err:  # surfaced on the main thread, traceback and all
+            self.error = err
+        finally:
+            out.put(END)
+
+    @staticmethod
+    def _emit(finished, out: FrameQueue) -> None:
+        for frames, (items, t_submit) in finished:
+            fuse_ms = 1000 * (time.monotonic() - t_submit)
+            for ((fa, fb), a, b, reg_s), img in zip(items, frames):
+                captured = max(fa.captured, fb.captured)
+                out.put(FusedFrame(img, a, b, fa.index, fb.index, fa.timestamp, fb.timestamp, captured,
+                                   wait_ms=1000 * max(0.0, t_submit - reg_s - captured),
+                                   register_ms=1000 * reg_s, fuse_ms=fuse_ms))
+
+    def join(self, timeout: float, warn: Callable[[str], None] = print) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+            if self.thread.is_alive():
+                warn(f"the fusion thread did not stop within {timeout:.0f} s; it is left running")

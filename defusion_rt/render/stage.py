@@ -1,0 +1,96 @@
+"""Stage 5 as a pipeline stage: overlay, window, recording and timing log, on the main thread.
+
+The stage owns what it opens: the window and the timing log open in `__enter__`, the recording at the first frame
+(a run that fuses nothing leaves no video file), and all of them close in `__exit__`, whatever ended the run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+
+from .display import Window, has_screen
+from .overlay import StatsOverlay, side_by_side
+from .sink import TimingLog, VideoSink, check_writable
+
+STAGES = ("wait", "register", "fuse", "render", "total")
+
+
+@dataclass
+class RenderSettings:
+    display: bool = False       # an OpenCV window (q or Esc stops); ignored without a screen
+    side_by_side: bool = False  # show and record A | B | fused
+    overlay: bool = True        # FPS, latency and drops drawn on the output
+    record: str = ""            # output video path (.mp4: H.264 via PyAV, else MPEG-4 Part 2; .avi: MJPG)
+    codec: Literal["auto", "h264", "mp4v"] = "auto"
+    # x264 speed/size trade-off: superfast encodes 640x480 in about 3 ms a frame on one core (veryfast: 5 ms,
+    # 20% smaller files); the recording must keep up with the cameras
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "superfast"
+    csv: str = ""               # per-frame timestamps and latencies
+
+
+class RenderStage:
+    """In: FusedFrames and the live statistics to draw. Out: a window, a recording, a timing log."""
+
+    def __init__(self, s: RenderSettings, warn: Callable[[str], None] = print):
+        self.s, self.warn = s, warn
+        self.fps = 0.0                     # the recording's frame rate: stream A's, set once the sources are open
+        if s.record:  # fail before any camera opens, not after the first fused frame
+            check_writable(Path(s.record))
+        self.overlay = StatsOverlay()
+        self.latency: dict[str, list[float]] = {k: [] for k in STAGES}
+        self.window: Window | None = None
+        self.sink: VideoSink | None = None
+        self.log: TimingLog | None = None
+        self.frames = 0
+
+    def __enter__(self) -> "RenderStage":
+        if self.s.display:
+            if has_screen():
+                self.window = Window()
+            else:
+                self.warn("no screen found: running headless (record with --record)")
+        self.log = TimingLog(self.s.csv or None)
+        return self
+
+    def __call__(self, item, stats: dict) -> bool:
+        """Draw, show, record and log one FusedFrame; False when the user closed the window."""
+        t0 = time.monotonic()
+        frame = side_by_side(item.a, item.b, item.image, labels=("A", "B", "fused")) if self.s.side_by_side \
+            else item.image
+        if self.s.overlay:  # the fused frame is ours (StreamedFuser made it): draw on it in place
+            frame = self.overlay.annotate(np.ascontiguousarray(frame), stats)
+        if self.s.record and self.sink is None:
+            self.sink = VideoSink(self.s.record, self.fps, frame.shape[1::-1], self.s.codec,
+                                  self.s.preset).__enter__()
+        if self.sink is not None:
+            self.sink.write(frame)
+        keep_open = self.window.show(frame) if self.window else True
+        now = time.monotonic()
+        row = dict(frame=self.frames, index_a=item.index_a, index_b=item.index_b, ts_a=item.ts_a, ts_b=item.ts_b,
+                   skew_ms=item.skew_ms, wait_ms=item.wait_ms, register_ms=item.register_ms,
+                   fuse_ms=item.fuse_ms, render_ms=1000 * (now - t0), total_ms=1000 * (now - item.captured))
+        for k in STAGES:
+            self.latency[k].append(row[f"{k}_ms"])
+        self.log.write(row)
+        self.frames += 1
+        return keep_open
+
+    @property
+    def codec(self) -> str:
+        return self.sink.used if self.sink else ""
+
+    def latency_summary(self) -> dict:
+        return {k: dict(mean=float(np.mean(v)), p95=float(np.percentile(v, 95))) for k, v in self.latency.items()
+                if v}
+
+    def __exit__(self, *exc) -> None:
+        if self.sink is not None:
+            self.sink.__exit__(None, None, None)
+        if self.log is not None:
+            self.log.close()
+        if self.window is not None:
+            self.window.close()
