@@ -11,13 +11,11 @@ import argparse
 import csv
 import datetime
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `defusion-rt run` sets it (see cli.py), before torch loads
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "ir_vis_video" / "M3SVD"
 
@@ -34,7 +32,7 @@ def main() -> None:
     p.add_argument("--engine", default="auto")
     p.add_argument("--precision", default="auto")
     p.add_argument("--weights", default="", help="default: the shipped weights")
-    p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "live_latency_amd-epyc-2c.json"))
+    p.add_argument("--json", default=str(ROOT / "runs" / "bench" / "live_latency.json"))
     args = p.parse_args()
     s = PipelineSettings()
     s.sources.a, s.sources.b, s.sources.fps = args.a, args.b, args.fps
@@ -57,6 +55,7 @@ def main() -> None:
                                         max=round(float(total.max()), 1)),
                   stage_latency_ms={k: {m: round(v, 1) for m, v in d.items()} for k, d in summary.latency_ms.items()},
                   stopped_by=summary.stopped_by)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1))
     console.print(result)
     console.print(f"results: {args.json} (per-frame CSV: {csv_path})")

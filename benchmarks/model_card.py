@@ -253,7 +253,7 @@ def _speed() -> list[str]:
     if live.is_file():
         r = json.loads(live.read_text())
         lat = r["added_latency_ms"]
-        lines += ["", f"Live (`python benchmarks/live_latency.py`: that clip delivered as two cameras at "
+        lines += ["", f"Live (`python benchmarks/live_latency.py`: `{Path(r['sources'][0]).name}` delivered as two cameras at "
                   f"{r['source_fps']:.0f} FPS, {r['engine']}): {r['fused']} of {r['frames_in'][0]} pairs fused, "
                   f"{r['dropped']} frame(s) dropped, added latency median {lat['median']:.0f} ms, "
                   f"**95th percentile {lat['p95']:.0f} ms**, max {lat['max']:.0f} ms."]

@@ -11,11 +11,6 @@ from .errors import UserError
 # Our messages say what failed and how to fix it; OpenCV's and FFmpeg's own logs would only repeat it noisily.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-# The pipeline's capture, fusion and encoder threads share the cores with torch's OpenMP pool, whose idle workers
-# otherwise spin and take them: on 2 cores `run --method average` went from 142 to 172-200 FPS end to end, the
-# real-time network's run from 24-27 to 25-26 FPS, model-only speed within 2% (measured side by side). Set before
-# torch loads; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _cmd_train(args) -> None:
@@ -78,10 +73,8 @@ def _cmd_run(args) -> None:
     from rich.console import Console
     from .pipeline import Pipeline, load_pipeline, print_summary
     s = load_pipeline(args.pipeline, {
+        **_fusion_overrides(args),
         "sources": dict(a=args.a, b=args.b, mode="live" if args.live else None, paced=args.paced or None),
-        "register": dict(method=args.register, allow_untrusted=args.allow_unregistered),
-        "fusion": dict(task=args.task, method=args.method, model=args.model, engine=args.engine, device=args.device,
-                       precision=args.precision, batch=args.batch, weights=args.weights, colour=args.colour or None),
         "render": dict(display=args.display, overlay=args.overlay, record=args.record, csv=args.csv,
                        side_by_side=args.side_by_side or None),
         "run": dict(max_frames=args.max_frames)})
@@ -91,6 +84,39 @@ def _cmd_run(args) -> None:
     if summary.stopped_by == "error":
         raise UserError(summary.message + (f" ({summary.fused} frames fused were saved to {summary.record})"
                                            if summary.record else ""))
+
+
+def _cmd_batch(args) -> None:
+    from .batch import jobs_from_folders, jobs_from_manifest, run_batch
+    from .pipeline import load_pipeline
+    base = load_pipeline(args.pipeline, {**_fusion_overrides(args),
+                                         "render": dict(overlay=True if args.overlay else None if args.pipeline
+                                                        else False,  # archives: no overlay unless asked
+                                                        side_by_side=args.side_by_side)})
+    if args.manifest:
+        if args.a or args.b:
+            raise UserError("give --manifest or --a/--b folders, not both")
+        jobs = jobs_from_manifest(Path(args.manifest), Path(args.out) if args.out else None)
+        out = Path(args.out) if args.out else Path(args.manifest).parent
+    elif args.a and args.b and args.out:
+        jobs, unpaired = jobs_from_folders(Path(args.a), Path(args.b), Path(args.out))
+        if unpaired:
+            print(f"warning: {len(unpaired)} name(s) in one folder only are skipped, e.g. {unpaired[0]}",
+                  file=sys.stderr)
+        out = Path(args.out)
+    else:
+        raise UserError("give --manifest FILE, or --a DIR --b DIR --out DIR")
+    if args.workers < 1:
+        raise UserError("--workers must be 1 or more")
+    report = Path(args.report) if args.report else out / "batch_report.json"
+    result = run_batch(jobs, base, report, workers=args.workers, ray=args.ray, ray_cpus=args.ray_cpus,
+                       ray_gpus=args.ray_gpus)
+    if result["interrupted"]:
+        raise KeyboardInterrupt
+    failed = [r for r in result["pairs"] if r["status"] == "failed"]
+    if failed:
+        raise UserError(f"{len(failed)} of {len(jobs)} pair(s) failed, see the table and {report}; fix them and "
+                        "rerun the same command (complete outputs are skipped)")
 
 
 def _read_pairs(a: str, b: str, frames: int) -> list:
@@ -230,6 +256,31 @@ def _cmd_web(args) -> None:
         server.server_close()
 
 
+def _fusion_flags(p: argparse.ArgumentParser) -> None:
+    """The flags `run` and `batch` share: what fuses, and how the pair is registered."""
+    p.add_argument("--task", help="ir-vis | multi-exposure | multi-focus")
+    p.add_argument("--method", help="defusion | average | max | laplacian | mertens")
+    p.add_argument("--model", help="auto (default: defusion_fast on a CPU, the task's best on CUDA) | defusion | "
+                                  "defusion_fast | defusion_lite")
+    p.add_argument("--engine", help="auto (default: export on a CPU, eager on CUDA) | eager | torchscript | "
+                                   "compile | export | onnx | tensorrt")
+    p.add_argument("--device", help="auto (default: CUDA when present) | cpu | cuda | cuda:N")
+    p.add_argument("--precision", help="auto (default: bf16 on a CPU that has it, fp16 on CUDA) | fp32 | bf16 | fp16")
+    p.add_argument("--batch", type=int, help="pairs per fusion call for recorded sources")
+    p.add_argument("--weights", help="weight file (default: the shipped weights for the task and model)")
+    p.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
+    p.add_argument("--register", help="none | auto (cross-modal, checked) | ecc | features | calibration YAML")
+    p.add_argument("--allow-unregistered", action="store_true", default=None,
+                   help="recorded sources: fuse unregistered when --register auto fails its check (else stop)")
+
+
+def _fusion_overrides(args) -> dict:
+    return {"register": dict(method=args.register, allow_untrusted=args.allow_unregistered),
+            "fusion": dict(task=args.task, method=args.method, model=args.model, engine=args.engine,
+                           device=args.device, precision=args.precision, batch=args.batch, weights=args.weights,
+                           colour=args.colour or None)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="defusion-rt", description="Real-time two-stream image and video fusion "
                                 "with DeFusion (ECCV 2022).")
@@ -299,15 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--a", help="source A: camera index, video file, URL or folder of frames (default: built-in "
                               "sample)")
     r.add_argument("--b", help="source B (visible for ir-vis)")
-    r.add_argument("--task", help="ir-vis | multi-exposure | multi-focus")
-    r.add_argument("--method", help="defusion | average | max | laplacian | mertens")
-    r.add_argument("--model", help="auto (default: defusion_fast on a CPU, defusion on CUDA) | defusion | "
-                                  "defusion_fast | defusion_lite")
-    r.add_argument("--engine", help="auto (default: export on a CPU, eager on CUDA) | eager | torchscript | "
-                                   "compile | export | onnx | tensorrt")
-    r.add_argument("--register", help="none | auto (cross-modal, checked) | ecc | features | calibration YAML")
-    r.add_argument("--allow-unregistered", action="store_true", default=None,
-                   help="recorded sources: fuse unregistered when --register auto fails its check (else stop)")
+    _fusion_flags(r)
     r.add_argument("--record", help="write the fused video here (.mp4 or .avi)")
     r.add_argument("--csv", help="write per-frame timestamps and latencies here")
     r.add_argument("--display", action=argparse.BooleanOptionalAction, default=None, help="show a window")
@@ -316,13 +359,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw FPS, latency and drops on the output (default on)")
     r.add_argument("--live", action="store_true", help="pair the freshest frames and drop stale ones")
     r.add_argument("--paced", action="store_true", help="play recorded sources at their frame rate")
-    r.add_argument("--device", help="auto (default: CUDA when present) | cpu | cuda | cuda:N")
-    r.add_argument("--precision", help="auto (default: bf16 on a CPU that has it, fp16 on CUDA) | fp32 | bf16 | fp16")
-    r.add_argument("--batch", type=int, help="pairs per fusion call for recorded sources")
-    r.add_argument("--weights", help="weight file (default: the shipped weights for the task and model)")
-    r.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
     r.add_argument("--max-frames", type=int, help="stop after this many fused frames (default: when a source ends)")
     r.set_defaults(func=_cmd_run)
+
+    bt = sub.add_parser("batch", help="fuse many recorded pairs into one video each; resumable; several workers "
+                                      "or a Ray cluster")
+    bt.add_argument("--manifest", help="CSV (with a header) or YAML list: a, b, optional output, calibration and "
+                                       "SECTION.KEY settings per pair")
+    bt.add_argument("--a", help="folder of first streams (videos or frame folders), paired by name with --b")
+    bt.add_argument("--b", help="folder of second streams")
+    bt.add_argument("--out", help="folder for the fused videos (with --manifest: default its folder)")
+    bt.add_argument("--pipeline", help="YAML settings for every pair (see pipelines/); flags below override it")
+    _fusion_flags(bt)
+    bt.add_argument("--overlay", action="store_true", help="draw FPS and latency on the outputs (default off)")
+    bt.add_argument("--side-by-side", action="store_true", default=None, help="write A | B | fused")
+    bt.add_argument("--workers", type=int, default=1, help="processes on this machine, one engine each, the CPU "
+                                                          "cores split between them (default 1)")
+    bt.add_argument("--ray", help="run on Ray instead: local (a Ray instance on this machine), auto (the cluster "
+                                  "this machine belongs to) or an address (ray://HEAD:10001)")
+    bt.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs each Ray task asks for (default 1)")
+    bt.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs each Ray task asks for (default 0; 0.5 "
+                                                               "puts two tasks on a GPU)")
+    bt.add_argument("--report", help="JSON report path (default OUT/batch_report.json)")
+    bt.set_defaults(func=_cmd_batch)
 
     c = sub.add_parser("calibrate", help="estimate the B->A registration of a camera pair and save it as YAML")
     c.add_argument("--a", required=True, help="camera A: index, video, URL, folder of frames or a still image")

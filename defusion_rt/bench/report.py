@@ -11,7 +11,9 @@ START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
 
 
 def load_results(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) | {"_file": p.name} for p in sorted(Path(folder).glob("*.json"))]
+    """The benchmark matrices saved in `folder` (other JSON there, such as live-latency runs, is left out)."""
+    found = [json.loads(p.read_text()) | {"_file": p.name} for p in sorted(Path(folder).glob("*.json"))]
+    return [r for r in found if "records" in r]
 
 
 def _label(res: dict, r: dict) -> str:

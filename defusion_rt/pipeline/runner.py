@@ -17,6 +17,7 @@ import time
 from collections import deque
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -75,12 +76,15 @@ class FpsMeter:
 
 
 class Pipeline:
-    """`Pipeline(settings).run()` -> Summary. `engine` replaces the settings' engine (embedding, tests)."""
+    """`Pipeline(settings).run()` -> Summary. `engine` replaces the settings' engine (reused across runs by the
+    batch mode; tests); `on_frame` is called after each frame is rendered (the batch mode's progress)."""
 
     JOIN_S = 10.0
 
-    def __init__(self, s: PipelineSettings, console: Console | None = None, engine: Engine | None = None):
+    def __init__(self, s: PipelineSettings, console: Console | None = None, engine: Engine | None = None,
+                 on_frame: Callable[[], None] | None = None):
         self.s, self.console, self.engine = s, console or Console(stderr=True), engine
+        self.on_frame = on_frame or (lambda: None)
         self.stop = threading.Event()
         self.stages: Stages | None = None
 
@@ -177,6 +181,7 @@ class Pipeline:
                 if not st.render(item, stats):
                     self._request_stop(summary, "window closed")
                 progress.update(bar, advance=1, fps=fps)
+                self.on_frame()
                 if limit and st.render.frames >= limit:
                     self._request_stop(summary, "max frames")
 
