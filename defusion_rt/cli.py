@@ -76,7 +76,7 @@ def _cmd_run(args) -> None:
         **_fusion_overrides(args),
         "sources": dict(a=args.a, b=args.b, mode="live" if args.live else None, paced=args.paced or None),
         "render": dict(display=args.display, overlay=args.overlay, record=args.record, csv=args.csv,
-                       side_by_side=args.side_by_side or None),
+                       side_by_side=args.side_by_side or None, serve=args.serve, serve_token=args.serve_token),
         "run": dict(max_frames=args.max_frames)})
     console = Console(stderr=True)
     summary = Pipeline(s, console).run()
@@ -240,15 +240,11 @@ def _cmd_bench(args) -> None:
 
 
 def _cmd_web(args) -> None:
-    from .engines import create_engine
-    from .model import model_for
-    from .web import serve
-    from functools import lru_cache
-    engine_for = lru_cache(maxsize=None)(lambda task: create_engine(
-        "eager", args.device, args.precision, weights=args.weights, task=task,
-        model_name=model_for(task, args.weights) if args.model == "auto" else args.model))
-    engine_for("ir-vis")  # load at start-up: a bad --weights file fails here, not on the first request
-    server = serve(engine_for, args.host, args.port)
+    from .web import Engines, serve
+    engines = Engines(args.device, args.precision, args.weights)
+    engines("ir-vis", args.model)  # load at start-up: a bad --weights file fails here, not on the first request
+    results = Path(args.results)
+    server = serve(engines, args.host, args.port, live_url=args.live or "", results=results)
     print(f"defusion-rt web on http://{args.host}:{server.server_port}/ (Ctrl-C stops)")
     try:
         server.serve_forever()
@@ -351,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "sample)")
     r.add_argument("--b", help="source B (visible for ir-vis)")
     _fusion_flags(r)
-    r.add_argument("--record", help="write the fused video here (.mp4 or .avi)")
+    r.add_argument("--record", help="write the fused video here (.mp4 or .avi), or send it: udp://HOST:PORT, "
+                                    "tcp://HOST:PORT (MPEG-TS), rtsp://SERVER/PATH")
     r.add_argument("--csv", help="write per-frame timestamps and latencies here")
     r.add_argument("--display", action=argparse.BooleanOptionalAction, default=None, help="show a window")
     r.add_argument("--side-by-side", action="store_true", help="show and record A | B | fused")
@@ -360,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--live", action="store_true", help="pair the freshest frames and drop stale ones")
     r.add_argument("--paced", action="store_true", help="play recorded sources at their frame rate")
     r.add_argument("--max-frames", type=int, help="stop after this many fused frames (default: when a source ends)")
+    r.add_argument("--serve", metavar="[HOST:]PORT", help="live view in a browser at http://HOST:PORT/ (MJPEG "
+                                                        "stream and statistics; host 127.0.0.1 unless given)")
+    r.add_argument("--serve-token", help="viewers of --serve must give ?token=THIS (advised off this machine)")
     r.set_defaults(func=_cmd_run)
 
     bt = sub.add_parser("batch", help="fuse many recorded pairs into one video each; resumable; several workers "
@@ -421,11 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", help="ENGINE:PRECISION (eager-nchw for the NCHW reference): profile one forward "
                                      "pass at the first --sizes entry and save the operator table")
     b.set_defaults(func=_cmd_bench)
-    w = sub.add_parser("web", help="a browser page to fuse an uploaded image pair")
+    w = sub.add_parser("web", help="the browser app: fuse a pair with its decomposition and metrics, the live "
+                                   "view of a run, the saved benchmarks")
     w.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine "
                                                         "only; 0.0.0.0 for the network)")
     w.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    w.add_argument("--model", default="auto", help="auto (each task's best variant) | defusion | defusion_fast")
+    w.add_argument("--model", default="auto", help="the network loaded at start-up: auto (each task's default "
+                                                  "variant) | defusion | defusion_fast (the page can pick others)")
+    w.add_argument("--live", help="address of a run's live view (`run --serve`) for the /live page, e.g. "
+                                  "http://127.0.0.1:8090/")
+    w.add_argument("--results", default="benchmarks/results", help="folder of saved `bench` results for the "
+                                                                   "/bench page (default benchmarks/results)")
     w.add_argument("--weights", help="weight file (default: the shipped weights for each task)")
     w.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
     w.add_argument("--precision", default="fp32", help="fp32 (default) | bf16 | fp16 (CUDA)")

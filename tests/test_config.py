@@ -17,11 +17,13 @@ def test_shipped_config_equals_the_defaults():
     ("train:\n  channels_last: 1\n", "'train.channels_last' must be bool"),
     ("train: [1, 2]\n", "section 'train' must be a mapping"),
     ("train: {crop: 64\n", "not valid YAML"),
+    ("train:\n  amp: fp8\n", "config key 'train.amp' cannot be 'fp8'; choose one of: auto, bf16, fp16, off"),
+    ("model:\n  name: defusion_fats\n", "did you mean 'defusion_fast'?"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, text, message):
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(")):
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(").replace("?", r"\?")):
         load_settings(path)
 
 
@@ -30,17 +32,6 @@ def test_overrides_and_int_to_float(tmp_path):
     path.write_text(yaml.safe_dump({"train": {"lr": 1, "crop": 64}}))
     s = load_settings(path)
     assert s.train.lr == 1.0 and isinstance(s.train.lr, float) and s.train.crop == 64 and s.train.batch == 4
-
-
-@pytest.mark.parametrize("text, message", [
-    ("train:\n  amp: fp8\n", "config key 'train.amp' cannot be 'fp8'; choose one of: auto, bf16, fp16, off"),
-    ("model:\n  name: defusion_fats\n", "did you mean 'defusion_fast'?"),
-])
-def test_enum_typos_name_the_choices(tmp_path, text, message):
-    path = tmp_path / "c.yaml"
-    path.write_text(text)
-    with pytest.raises(UserError, match=message.replace("?", r"\?")):
-        load_settings(path)
 
 
 @pytest.mark.parametrize("text, message", [

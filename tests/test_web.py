@@ -1,3 +1,6 @@
+"""`defusion-rt web` as an HTTP client sees it: pages, an upload fused with its decomposition and metrics, the
+examples, and readable errors. (Browser tests: test_browser.py.)"""
+import json
 import threading
 import urllib.error
 import urllib.request
@@ -7,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from defusion_rt.engines import create_engine
+from defusion_rt.engines import CLASSICAL, create_engine
 from defusion_rt.web import serve
 
 
-def _multipart(fields: dict) -> tuple[bytes, str]:
+def multipart(fields: dict) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     body = b""
     for name, value in fields.items():
@@ -22,24 +25,54 @@ def _multipart(fields: dict) -> tuple[bytes, str]:
 
 
 @pytest.fixture
-def server(tiny_model):
-    srv = serve(create_engine("eager", "cpu", model=tiny_model), port=0)
+def server(tiny_model, tmp_path):
+    def engines(task, method):  # the tiny network for every variant, the real baselines
+        return create_engine(method, "cpu") if method in CLASSICAL else create_engine("eager", "cpu", model=tiny_model)
+    srv = serve(engines, port=0, results=tmp_path)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_port}"
     srv.shutdown()
 
 
-def test_page_and_fusing_an_uploaded_pair(server, rng):
-    assert b"<form" in urllib.request.urlopen(server + "/").read()
+def post(url: str, fields: dict) -> dict:
+    body, ctype = multipart(fields)
+    return json.loads(urllib.request.urlopen(urllib.request.Request(url + "/fuse", body, {"Content-Type": ctype}),
+                                             timeout=120).read())
+
+
+def decode(data_url: str) -> np.ndarray:
+    import base64
+    return cv2.imdecode(np.frombuffer(base64.b64decode(data_url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_pages(server):
+    for path, text in (("/", b"<form"), ("/live", b"--serve"), ("/bench", b"No saved results")):
+        assert text in urllib.request.urlopen(server + path, timeout=30).read()
+
+
+def test_an_upload_is_fused_decomposed_and_scored_beside_the_baselines(server, rng):
     png = [cv2.imencode(".png", (rng.random((30, 40, 3)) * 255).astype(np.uint8))[1].tobytes() for _ in range(2)]
-    body, ctype = _multipart({"a": png[0], "b": png[1], "task": "multi-focus"})
-    reply = urllib.request.urlopen(urllib.request.Request(server + "/fuse", body, {"Content-Type": ctype}))
-    fused = cv2.imdecode(np.frombuffer(reply.read(), np.uint8), cv2.IMREAD_COLOR)
-    assert reply.headers["Content-Type"] == "image/png" and fused.shape == (30, 40, 3)
+    r = post(server, {"a": png[0], "b": png[1], "task": "multi-focus", "method": "defusion"})
+    assert (r["width"], r["height"]) == (40, 30) and decode(r["images"]["fused"]).shape == (30, 40, 3)
+    assert set(r["parts"]) == {"common", "unique_a", "unique_b"}
+    assert [m["method"] for m in r["metrics"]][1:] == ["average", "max", "laplacian"]
+    assert all(0 <= m["Qabf"] <= 1 and m["MI"] > 0 for m in r["metrics"])
 
 
-def test_bad_upload_is_a_clear_400(server):
-    body, ctype = _multipart({"a": b"junk", "b": b"junk"})
+def test_an_example_through_a_baseline_has_no_decomposition(server):
+    r = post(server, {"example": "multi-exposure", "task": "multi-exposure", "method": "average"})
+    a, b, f = (decode(r["images"][k]).astype(float) for k in ("a", "b", "fused"))
+    assert np.abs(f - (a + b) / 2).max() <= 1.5 and r["parts"] == {}
+    assert [m["method"] for m in r["metrics"]] == ["average", "max", "laplacian"]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"a": b"junk", "b": b"junk"}, "is not an image"),
+    ({"task": "ir-vis"}, "choose two images"),
+    ({"example": "ir-vis", "method": "magic"}, "unknown method 'magic'"),
+])
+def test_bad_uploads_are_a_readable_400(server, fields, message):
+    body, ctype = multipart(fields)
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(urllib.request.Request(server + "/fuse", body, {"Content-Type": ctype}))
-    assert err.value.code == 400 and b"cannot be decoded" in err.value.read()
+        urllib.request.urlopen(urllib.request.Request(server + "/fuse", body, {"Content-Type": ctype}), timeout=60)
+    assert err.value.code == 400 and message in err.value.read().decode()

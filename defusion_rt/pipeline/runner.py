@@ -176,6 +176,7 @@ class Pipeline:
                 fps = meter.tick()
                 stats = dict(fps=fps, engine=summary.engine, frame=st.render.frames + 1, dropped=st.capture.dropped,
                              status=st.capture.status, warning=st.register.warning,
+                             registration=st.register.describe(),
                              latency_ms=dict(register=item.register_ms, fuse=item.fuse_ms,
                                              total=1000 * (time.monotonic() - item.captured)))
                 if not st.render(item, stats):
@@ -202,7 +203,7 @@ class Pipeline:
         summary.registration = st.register.describe()
         if st.render.frames and self.s.render.record:
             summary.record, summary.codec = self.s.render.record, st.render.codec
-        summary.notes = cap.short_sources()
+        summary.notes = [f"{n}: the file is truncated or damaged" for n in cap.short_sources()] + st.render.notes()
 
 
 def print_summary(summary: Summary, console: Console) -> None:
@@ -222,6 +223,6 @@ def print_summary(summary: Summary, console: Console) -> None:
     if summary.record:
         t.add_row("recording", f"{summary.record} ({summary.codec}, {summary.fused} frames)")
     for note in summary.notes:
-        t.add_row("note", f"{note}: the file is truncated or damaged")
+        t.add_row("note", note)
     t.add_row("stopped by", summary.stopped_by + (f": {summary.message}" if summary.message else ""))
     console.print(t)

@@ -14,6 +14,8 @@ import numpy as np
 
 from .display import Window, has_screen
 from .overlay import StatsOverlay, side_by_side
+from .serve import LiveView, parse_address
+from .stream_out import StreamSink, is_stream_url
 from .sink import TimingLog, VideoSink, check_writable
 
 STAGES = ("wait", "register", "fuse", "render", "total")
@@ -24,27 +26,33 @@ class RenderSettings:
     display: bool = False       # an OpenCV window (q or Esc stops); ignored without a screen
     side_by_side: bool = False  # show and record A | B | fused
     overlay: bool = True        # FPS, latency and drops drawn on the output
-    record: str = ""            # output video path (.mp4: H.264 via PyAV, else MPEG-4 Part 2; .avi: MJPG)
+    record: str = ""            # output video path (.mp4: H.264 via PyAV, else MPEG-4 Part 2; .avi: MJPG), or a
+                                # network output: udp://, tcp:// (MPEG-TS) or rtsp:// (stream_out.py)
     codec: Literal["auto", "h264", "mp4v"] = "auto"
     # x264 speed/size trade-off: superfast encodes 640x480 in about 3 ms a frame on one core (veryfast: 5 ms,
     # 20% smaller files); the recording must keep up with the cameras
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "superfast"
     csv: str = ""               # per-frame timestamps and latencies
+    serve: str = ""             # [HOST:]PORT: a live view in the browser (serve.py); host 127.0.0.1 unless given
+    serve_token: str = ""       # required from viewers (?token=...) when set; advised off this machine
 
 
 class RenderStage:
-    """In: FusedFrames and the live statistics to draw. Out: a window, a recording, a timing log."""
+    """In: FusedFrames and the live statistics to draw. Out: a window, a recording, a timing log, a live view."""
 
     def __init__(self, s: RenderSettings, warn: Callable[[str], None] = print):
         self.s, self.warn = s, warn
         self.fps = 0.0                     # the recording's frame rate: stream A's, set once the sources are open
-        if s.record:  # fail before any camera opens, not after the first fused frame
+        if s.record and not is_stream_url(s.record):  # fail before any camera opens, not at the first frame
             check_writable(Path(s.record))
+        if s.serve:
+            parse_address(s.serve)
         self.overlay = StatsOverlay()
         self.latency: dict[str, list[float]] = {k: [] for k in STAGES}
         self.window: Window | None = None
-        self.sink: VideoSink | None = None
+        self.sink: VideoSink | StreamSink | None = None
         self.log: TimingLog | None = None
+        self.live: LiveView | None = None
         self.frames = 0
 
     def __enter__(self) -> "RenderStage":
@@ -54,6 +62,12 @@ class RenderStage:
             else:
                 self.warn("no screen found: running headless (record with --record)")
         self.log = TimingLog(self.s.csv or None)
+        if self.s.serve:
+            self.live = LiveView(self.s.serve, self.s.serve_token)
+            if not self.live.local and not self.s.serve_token:
+                self.warn(f"the live view shows camera images to anyone who can reach {self.live.host}:"
+                          f"{self.live.port}; set --serve-token to require a token")
+            self.warn(f"live view: {self.live.url}")
         return self
 
     def __call__(self, item, stats: dict) -> bool:
@@ -64,11 +78,14 @@ class RenderStage:
         if self.s.overlay:  # the fused frame is ours (StreamedFuser made it): draw on it in place
             frame = self.overlay.annotate(np.ascontiguousarray(frame), stats)
         if self.s.record and self.sink is None:
-            self.sink = VideoSink(self.s.record, self.fps, frame.shape[1::-1], self.s.codec,
-                                  self.s.preset).__enter__()
+            self.sink = StreamSink(self.s.record, self.fps, frame.shape[1::-1], self.s.preset).__enter__() \
+                if is_stream_url(self.s.record) else \
+                VideoSink(self.s.record, self.fps, frame.shape[1::-1], self.s.codec, self.s.preset).__enter__()
         if self.sink is not None:
             self.sink.write(frame)
         keep_open = self.window.show(frame) if self.window else True
+        if self.live is not None:
+            self.live.publish(frame, item.a, item.b, item.image, stats)
         now = time.monotonic()
         row = dict(frame=self.frames, index_a=item.index_a, index_b=item.index_b, ts_a=item.ts_a, ts_b=item.ts_b,
                    skew_ms=item.skew_ms, wait_ms=item.wait_ms, register_ms=item.register_ms,
@@ -83,6 +100,13 @@ class RenderStage:
     def codec(self) -> str:
         return self.sink.used if self.sink else ""
 
+    def notes(self) -> list[str]:
+        sink = self.sink
+        if isinstance(sink, StreamSink) and (sink.dropped or sink.reconnects):
+            return [f"network output: {sink.dropped} frame(s) not sent while the receiver was away, "
+                    f"{sink.reconnects} reconnect(s)"]
+        return []
+
     def latency_summary(self) -> dict:
         return {k: dict(mean=float(np.mean(v)), p95=float(np.percentile(v, 95))) for k, v in self.latency.items()
                 if v}
@@ -94,3 +118,5 @@ class RenderStage:
             self.log.close()
         if self.window is not None:
             self.window.close()
+        if self.live is not None:
+            self.live.close()

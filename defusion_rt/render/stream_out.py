@@ -1,0 +1,110 @@
+"""Network output: `--record udp://HOST:PORT`, `tcp://HOST:PORT` (MPEG-TS) or `rtsp://SERVER/PATH` (publishing to
+an RTSP server such as MediaMTX), H.264 through PyAV, so VLC, ffplay, GStreamer or a video-management system can
+take the fused stream.
+
+A receiver that goes away never stops the pipeline: the write fails, frames are dropped (counted) while the
+sink reopens with exponential back-off, and the stream picks up again at a keyframe once the receiver is back.
+"""
+from __future__ import annotations
+
+import re
+import time
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+
+URL = re.compile(r"^(udp|tcp|rtsp|srt)://", re.I)
+
+
+def is_stream_url(target: str) -> bool:
+    return bool(URL.match(str(target)))
+
+
+class StreamSink:
+    def __init__(self, url: str, fps: float, size: tuple[int, int], preset: str = "superfast",
+                 backoff: tuple[float, float] = (0.5, 8.0)):
+        self.url, self.fps, self.preset, self.backoff = url, float(fps), preset, backoff
+        self.size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+        self.frames = self.dropped = self.reconnects = 0
+        self.used = "H.264 in " + ("RTSP" if url.lower().startswith("rtsp") else "MPEG-TS") + " (PyAV)"
+        self._out = None
+        self._retry_at, self._delay = 0.0, backoff[0]
+        self._last_key = 0.0
+
+    def __enter__(self) -> "StreamSink":
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            raise UserError("network output needs PyAV: pip install av") from None
+        self._open()  # a first failure is the user's to fix (a wrong address); later ones are retried
+        return self
+
+    def _open(self) -> None:
+        import av
+        rtsp = self.url.lower().startswith("rtsp")
+        try:
+            self._out = av.open(self.url, "w", format="rtsp" if rtsp else "mpegts",
+                                options={"rtsp_transport": "tcp"} if rtsp else {})
+        except (OSError, av.FFmpegError) as err:
+            if self.frames == 0 and self.reconnects == 0:
+                raise UserError(f"cannot send the stream to {self.url}: {err}; check the address and that the "
+                                "receiver or RTSP server is up (tcp:// needs a listener)") from None
+            raise
+        stream = self._out.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+        stream.width, stream.height = self.size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": self.preset, "tune": "zerolatency", "crf": "23"}
+        stream.codec_context.gop_size = max(1, round(self.fps))  # a receiver joining late waits at most a second
+        self._stream = stream
+        self._last_key = 0.0
+
+    def write(self, frame: np.ndarray) -> None:
+        import av
+        if self._out is None:
+            if time.monotonic() < self._retry_at:
+                self.dropped += 1
+                return
+            try:
+                self._open()
+                self.reconnects += 1
+                self._delay = self.backoff[0]
+            except (OSError, av.FFmpegError):
+                self._give_up_for_now()
+                self.dropped += 1
+                return
+        if frame.shape[1::-1] != self.size:
+            frame = cv2.copyMakeBorder(frame, 0, self.size[1] - frame.shape[0], 0, self.size[0] - frame.shape[1],
+                                       cv2.BORDER_REPLICATE)
+        vf = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        try:
+            for packet in self._stream.encode(vf):
+                self._out.mux(packet)
+            self.frames += 1
+        except (OSError, av.FFmpegError):  # the receiver went away
+            self._close()
+            self._give_up_for_now()
+            self.dropped += 1
+
+    def _give_up_for_now(self) -> None:
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(2 * self._delay, self.backoff[1])
+
+    def _close(self) -> None:
+        out, self._out = self._out, None
+        if out is not None:
+            try:
+                out.close()
+            except (OSError, ValueError):
+                pass  # the connection is already gone: nothing left to flush
+
+    def __exit__(self, *exc) -> None:
+        if self._out is not None:
+            try:
+                for packet in self._stream.encode():
+                    self._out.mux(packet)
+            except (OSError, ValueError):
+                pass
+            self._close()
