@@ -108,3 +108,32 @@ def test_the_command_with_two_workers_and_a_failing_pair(tmp_path):
     assert len(done) == 4 and all(count_frames(r["output"]) == r["frames"] for r in done)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert "4 already complete, 1 to fuse" in again.stderr and again.returncode == 2
+
+
+def test_ctrl_c_keeps_what_is_complete_and_a_rerun_finishes_the_rest(tmp_path):
+    import signal
+    import time
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for i in range(6):  # pairs long enough (laplacian, 320x240) for the signal to land mid-run
+        make_video(a / f"c{i}.mp4", 120, "ir", size=(320, 240))
+        make_video(b / f"c{i}.mp4", 120, "vis", size=(320, 240))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "defusion_rt", "batch", "--a", str(a), "--b", str(b), "--out", str(out),
+           "--method", "laplacian"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "c0.mp4").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err, err[-2000:]
+    report = json.loads((out / "batch_report.json").read_text())
+    assert report["interrupted"] and any(r["status"] == "done" for r in report["pairs"])
+    for r in report["pairs"]:
+        if r["status"] == "done":
+            assert count_frames(r["output"]) == 120  # what finished is whole
+    assert len(list(out.glob("c*.mp4"))) - len(list(out.glob("*.partial.mp4"))) < 6
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert all(count_frames(out / f"c{i}.mp4") == 120 for i in range(6)) and not list(out.glob("*.partial.*"))

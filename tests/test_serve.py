@@ -14,7 +14,7 @@ import pytest
 from defusion_rt.errors import UserError
 from defusion_rt.pipeline import Pipeline
 from defusion_rt.render.serve import LiveView, parse_address
-from test_pipeline import settings
+from test_pipeline import count_frames, settings
 
 
 def read_jpegs(url: str, n: int, timeout: float = 60) -> list[np.ndarray]:
@@ -69,7 +69,7 @@ def test_two_viewers_see_moving_frames_and_the_statistics(tmp_path):
 
 def test_a_stalled_viewer_does_not_slow_the_run_and_the_token_is_checked(tmp_path):
     s = settings(sources=dict(sample_frames=400), fusion=dict(method="average"),
-                 render=dict(serve="127.0.0.1:0", serve_token="s3cret"))
+                 render=dict(serve="127.0.0.1:0", serve_token="s3cret", record=str(tmp_path / "rec.mp4")))
     p = Pipeline(s)
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("summary", p.run()), daemon=True)
@@ -84,6 +84,7 @@ def test_a_stalled_viewer_does_not_slow_the_run_and_the_token_is_checked(tmp_pat
     stalled.sendall(b"GET /stream.mjpg?token=s3cret HTTP/1.1\r\nHost: x\r\n\r\n")
     t.join(120)
     assert not t.is_alive() and result["summary"].fused == 400  # every frame, not held back by the viewer
+    assert count_frames(tmp_path / "rec.mp4") == 400           # and recorded while served
     stalled.close()
 
 

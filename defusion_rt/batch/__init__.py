@@ -44,18 +44,17 @@ def run_batch(jobs: list[Job], base: PipelineSettings, report: Path, workers: in
     started = datetime.datetime.now()
     rows: list[dict] = []
     interrupted = False
-    try:
-        if not todo:
-            pass  # nothing to schedule: no cluster is contacted
-        elif ray:
-            from .cluster import run_ray
+    if not todo:
+        pass  # nothing to schedule: no cluster is contacted
+    elif ray:
+        from .cluster import run_ray
+        try:
             rows = run_ray(todo, base, ray, ray_cpus, ray_gpus, total, console)
-        else:
-            from .local import run_local
-            rows = run_local(todo, base, workers, total, console)
-    except KeyboardInterrupt:
-        interrupted = True
-    interrupted = interrupted or any(r["status"] == "interrupted" for r in rows)
+        except KeyboardInterrupt:  # Ray cancels the driver's tasks when it disconnects; a rerun redoes them
+            interrupted = True
+    else:
+        from .local import run_local
+        rows, interrupted = run_local(todo, base, workers, total, console)
     skipped = [dict(a=j.a, b=j.b, output=j.output, status="complete before") for j in jobs if j not in todo]
     result = dict(created=started.isoformat(timespec="seconds"), command=" ".join(sys.argv), machine=machine(),
                   workers=workers, ray=ray, seconds=round((datetime.datetime.now() - started).total_seconds(), 1),

@@ -19,38 +19,41 @@ def progress_bars(console: Console) -> Progress:
 
 
 def run_local(jobs: list[Job], base: PipelineSettings, workers: int, frames_total: int | None,
-              console: Console) -> list[dict]:
+              console: Console) -> tuple[list[dict], bool]:
+    """The report rows of the pairs that ran, and whether Ctrl-C (or SIGTERM) cut the run short."""
     rows: list[dict] = []
     with progress_bars(console) as progress:
         pairs = progress.add_task("pairs", total=len(jobs))
         frames = progress.add_task("frames", total=frames_total)
         if workers <= 1:
             engines: dict = {}
-            for job in jobs:
-                rows.append(run_job(job, base, engines, on_frame=lambda: progress.advance(frames)))
-                progress.advance(pairs)
-                if rows[-1]["status"] == "interrupted":
-                    break
-            return rows
+            try:
+                for job in jobs:
+                    rows.append(run_job(job, base, engines, on_frame=lambda: progress.advance(frames)))
+                    progress.advance(pairs)
+                    if rows[-1]["status"] == "interrupted":  # the pipeline took the signal and closed its file
+                        return rows, True
+            except KeyboardInterrupt:  # between two pairs
+                return rows, True
+            return rows, False
         ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch or OpenCV thread state
         counter = ctx.Value("q", 0)
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(threads, counter)) as pool:
-            pending = {pool.submit(_work, job, base) for job in jobs}
-            try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                    progress.update(frames, completed=counter.value)
-                    for future in done:
-                        rows.append(future.result())  # a bug in a worker re-raises here, its traceback attached
-                        progress.advance(pairs)
-            except KeyboardInterrupt:  # the workers' pipelines got the signal too and close their files
-                for future in pending:
-                    future.cancel()
-                raise
-            progress.update(frames, completed=counter.value)
-    return rows
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, counter))
+        pending = {pool.submit(_work, job, base) for job in jobs}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                progress.update(frames, completed=counter.value)
+                for future in done:
+                    rows.append(future.result())  # a bug in a worker re-raises here, its traceback attached
+                    progress.advance(pairs)
+        except KeyboardInterrupt:  # the workers' pipelines got the signal too and close their files
+            pool.shutdown(wait=True, cancel_futures=True)
+            return rows, True
+        pool.shutdown()
+        progress.update(frames, completed=counter.value)
+    return rows, any(r["status"] == "interrupted" for r in rows)
 
 
 _engines: dict = {}
