@@ -32,30 +32,29 @@ def receive(url: str, result: dict, options: dict, stop_after: int | None = None
     result.update(frames=count, size=size)
 
 
-def test_udp_output_is_received_frame_by_frame(tmp_path):
-    port = free_port("udp")
+def send(url: str, listen_url: str, frames: int, options: dict, stop_after: int | None = None):
+    """A receiver on listen_url first, then a run recording to url; returns the run's summary and what arrived."""
     got = {}
-    rx = threading.Thread(target=receive, args=(f"udp://127.0.0.1:{port}", got, {"timeout": "4000000"}))
+    rx = threading.Thread(target=receive, args=(listen_url, got, options), kwargs=dict(stop_after=stop_after))
     rx.start()
     time.sleep(0.5)
-    s = settings(sources=dict(sample_frames=60, paced=True, mode="recorded"), fusion=dict(method="average"),
-                 render=dict(record=f"udp://127.0.0.1:{port}"))
+    s = settings(sources=dict(sample_frames=frames, paced=True, mode="recorded"), fusion=dict(method="average"),
+                 render=dict(record=url))
     summary = Pipeline(s).run()
     rx.join(60)
+    return summary, got
+
+
+def test_udp_output_is_received_frame_by_frame(tmp_path):
+    url = f"udp://127.0.0.1:{free_port('udp')}"
+    summary, got = send(url, url, 60, {"timeout": "4000000"})
     assert summary.fused == 60 and summary.codec.startswith("H.264 in MPEG-TS") and not summary.notes
     assert got["size"] == (320, 240) and got["frames"] >= 54  # UDP may lose a packet; loopback rarely does
 
 
 def test_a_tcp_receiver_that_goes_away_does_not_stop_the_run(tmp_path):
-    port = free_port("tcp")
-    got = {}
-    rx = threading.Thread(target=receive, args=(f"tcp://127.0.0.1:{port}?listen=1", got, {}), kwargs=dict(stop_after=10))
-    rx.start()
-    time.sleep(0.5)
-    s = settings(sources=dict(sample_frames=150, paced=True, mode="recorded"), fusion=dict(method="average"),
-                 render=dict(record=f"tcp://127.0.0.1:{port}"))
-    summary = Pipeline(s).run()
-    rx.join(60)
+    url = f"tcp://127.0.0.1:{free_port('tcp')}"
+    summary, got = send(url, url + "?listen=1", 150, {}, stop_after=10)
     assert got["frames"] == 10
     assert summary.fused == 150 and summary.stopped_by == "end of sources"
     assert summary.notes and "not sent while the receiver was away" in summary.notes[-1]
