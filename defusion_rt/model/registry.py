@@ -32,7 +32,8 @@ VARIANTS: dict[str, dict] = {
 # Architecture families: a variant names one (default "defusion"); weight files record theirs.
 ARCHS = {"defusion": (DeFusion, DeFusionConfig), "fast": (DeFusionFast, FastConfig)}
 
-TRAIN_HINT = "train weights with `defusion-rt train --data DIR` and pass --weights RUN_DIR/model.pt"
+TRAIN_HINT = ("give a weight file written by `defusion-rt train --out RUN_DIR` (RUN_DIR/model.pt), or leave the flag out "
+              "for the shipped weights")
 
 
 def default_weights(name: str = "defusion", task: str | None = None) -> Path:
@@ -91,7 +92,9 @@ def create_model(name: str = "defusion", weights: str | Path | None = None, widt
     if weights is None and pretrained:
         weights = default_weights(name, task)
         if not weights.is_file():
-            raise UserError(f"no default weights shipped at {weights}; {TRAIN_HINT}")
+            raise UserError(f"no weights are shipped for model '{name}' (looked for {weights.name}); train them with "
+                            f"`defusion-rt train --model {name} --data DIR --out RUN_DIR` and pass "
+                            "--weights RUN_DIR/model.pt, or choose another --model")
     family = VARIANTS[name].get("arch", "defusion")
     if weights is not None:
         blob = _read_weights(Path(weights))
