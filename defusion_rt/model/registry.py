@@ -32,8 +32,8 @@ VARIANTS: dict[str, dict] = {
 # Architecture families: a variant names one (default "defusion"); weight files record theirs.
 ARCHS = {"defusion": (DeFusion, DeFusionConfig), "fast": (DeFusionFast, FastConfig)}
 
-TRAIN_HINT = ("give a weight file written by `defusion-rt train --out RUN_DIR` (RUN_DIR/model.pt), or leave the flag out "
-              "for the shipped weights")
+TRAIN_HINT = ("give a weight file written by `defusion-rt train --out RUN_DIR` (RUN_DIR/model.pt) or one shipped in "
+              "defusion_rt/model/weights/")
 
 
 def default_weights(name: str = "defusion", task: str | None = None) -> Path:
