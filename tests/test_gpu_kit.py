@@ -43,9 +43,10 @@ def kit_data(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_kit_dry_run_returns_weights_logs_and_benchmarks(kit_data, tmp_path):
+@pytest.mark.parametrize("model", ["defusion_fast", "defusion"])
+def test_kit_dry_run_returns_weights_logs_and_benchmarks(kit_data, tmp_path, model):
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "benchmarks/gpu/kit.py"), "run", "--out", str(out), "--work",
+    cmd = [sys.executable, str(ROOT / "benchmarks/gpu/kit.py"), "run", "--model", model, "--out", str(out), "--work",
            str(tmp_path / "work"), "--data", str(kit_data), "--device", "cpu", "--init", "none", "--width", "0.25",
            "--amp", "off", "--crop", "32", "--batches", "1,2", "--probe-seconds", "0.5", "--workers", "0",
            "--total-minutes", "10", "--train-minutes", "0.15", "--adapt-minutes", "0.1", "--bench-minutes", "5",
@@ -56,12 +57,12 @@ def test_kit_dry_run_returns_weights_logs_and_benchmarks(kit_data, tmp_path):
     assert set(record["phases"]) == {"probe", "cud", "adapt", "bench"}
     assert record["phases"]["probe"]["batch"] in (1, 2)
     assert record["phases"]["bench"]["rc"] == 0
-    for name in ("defusion.pt", "defusion_ir_vis.pt"):
-        model = create_model(weights=out / name)  # loads: the right format and architecture
-        assert model.cfg.width == 0.25
+    for name in (f"{model}.pt", f"{model}_ir_vis.pt"):
+        net = create_model(model, weights=out / name)  # loads: the right format and architecture
+        assert net.cfg.width == 0.25 and net.variant == model
     assert list(csv.DictReader((out / "log.csv").open()))  # at least one logged step
     val = list(csv.DictReader((out / "val.csv").open()))
     assert {r["set"] for r in val} == {"val_nato", "val_mffw"} and {r["method"] for r in val} == {"model", "average"}
     bench = json.loads((out / "bench.json").read_text())
     fps = [r["fps"] for r in bench["records"] if "fps" in r]
-    assert fps and all(f > 0 for f in fps) and bench["e2e"]["frames"] == 4
+    assert fps and all(f > 0 for f in fps) and bench["e2e"]["frames"] == 4 and bench["model"] == model

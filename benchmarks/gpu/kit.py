@@ -39,7 +39,6 @@ from defusion_rt.train.pretext import CUDObjective  # noqa: E402
 from defusion_rt.train.validate import load_set  # noqa: E402
 
 DATA = ROOT / "runs" / "gpu_data"
-RETURNED = ["defusion.pt", "defusion_ir_vis.pt", "log.csv", "adapt_log.csv", "val.csv", "run.json", "bench.json"]
 
 
 # ---------------------------------------------------------------- prepare (CPU machine)
@@ -170,11 +169,12 @@ def run(args) -> None:
         return args.total_minutes * 60 - (time.perf_counter() - t_start)
     save_record()
 
-    init = None if args.init == "none" else Path(args.init) if args.init else default_weights()
+    init = None if args.init == "none" else Path(args.init) if args.init else default_weights(args.model)
     settings = Settings()
-    settings.model.width = args.width
+    settings.model.name, settings.model.width = args.model, args.width
     settings.train.crop, settings.train.amp, settings.train.workers = args.crop, args.amp, args.workers
-    settings.train.lr, settings.train.warmup, settings.train.log_every = args.lr, 50, 10
+    lr = args.lr or (2e-3 if args.model == "defusion_fast" else 5e-4)  # the CPU recipes' rates (configs/)
+    settings.train.lr, settings.train.warmup, settings.train.log_every = lr, 50, 10
     images = [str(data / "small320")]
     rates = {}
     for b in args.batches:
@@ -192,7 +192,7 @@ def run(args) -> None:
     val = [s for s in (load_set("ir-vis", data / "val_nato/a", data / "val_nato/b", 8),
                        load_set("multi-focus", data / "val_mffw/a", data / "val_mffw/b", 8)) if s.pairs]
     run_dir = work / "cud"
-    courier = Courier([(run_dir / "model.pt", out / "defusion.pt"), (run_dir / "log.csv", out / "log.csv"),
+    courier = Courier([(run_dir / "model.pt", out / f"{args.model}.pt"), (run_dir / "log.csv", out / "log.csv"),
                        (run_dir / "val.csv", out / "val.csv")], args.copy_every)
     courier.start()
     minutes = min(args.train_minutes, max(0.1, (left() - 60 * (args.adapt_minutes + args.bench_minutes)) / 60))
@@ -208,11 +208,12 @@ def run(args) -> None:
     if args.adapt_minutes > 0 and (data / "roadscene/a").is_dir():
         adapt_dir = work / "adapt"
         s2 = Settings()
+        s2.model.name = args.model
         s2.train.crop, s2.train.batch, s2.train.lr, s2.train.warmup = args.crop, best, args.adapt_lr, 20
         s2.train.workers, s2.train.log_every, s2.train.amp = args.workers, 10, args.amp
         s2.train.checkpoint_every = settings.train.checkpoint_every
         s2.adapt.gradient = args.adapt_gradient
-        courier = Courier([(adapt_dir / "model.pt", out / "defusion_ir_vis.pt"),
+        courier = Courier([(adapt_dir / "model.pt", out / f"{args.model}_ir_vis.pt"),
                            (adapt_dir / "log.csv", out / "adapt_log.csv")], args.copy_every)
         courier.start()
         t0 = time.perf_counter()
@@ -226,7 +227,8 @@ def run(args) -> None:
 
     # The benchmark matrix, in a child process with a hard time limit; its JSON is rewritten after every record.
     guard = max(10.0, left() - 15)
-    cmd = [sys.executable, "-m", "defusion_rt", "bench", "--device", str(device), "--engines", args.engines,
+    cmd = [sys.executable, "-m", "defusion_rt", "bench", "--device", str(device), "--model", args.model,
+           "--engines", args.engines,
            "--precisions", args.precisions, "--sizes", args.sizes, "--batch", args.bench_batches,
            "--budget", str(args.bench_budget), "--weights", str(run_dir / "model.pt"),
            "--json", str(out / "bench.json"), "--out-dir", str(work / "bench")]
@@ -256,6 +258,8 @@ def main() -> None:
     r.add_argument("--work", default="/tmp/defusion_kit", help="run folders (checkpoints stay here)")
     r.add_argument("--data", default=str(DATA))
     r.add_argument("--device", default="auto")
+    r.add_argument("--model", default="defusion_fast", choices=["defusion_fast", "defusion"],
+                   help="the variant to train: the default one everywhere (defusion_fast) or the paper network")
     r.add_argument("--init", help="weights to continue (default: the shipped ones; 'none': from scratch)")
     r.add_argument("--width", type=float, default=1.0)
     r.add_argument("--total-minutes", type=float, default=9.3, help="hard budget of the whole kit")
@@ -266,7 +270,7 @@ def main() -> None:
     r.add_argument("--batches", type=lambda t: [int(x) for x in t.split(",")], default=[8, 16, 32])
     r.add_argument("--crop", type=int, default=256)
     r.add_argument("--amp", default="auto", help="auto (bf16 where supported) | bf16 | fp16 | off")
-    r.add_argument("--lr", type=float, default=5e-4)
+    r.add_argument("--lr", type=float, help="default: 2e-3 for defusion_fast, 5e-4 for defusion")
     r.add_argument("--adapt-lr", type=float, default=2e-4)
     r.add_argument("--adapt-gradient", type=float, default=0.25)
     r.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
