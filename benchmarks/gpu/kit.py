@@ -83,7 +83,7 @@ def _photos(src: Path, dst: Path, short_side: int, quality: int) -> None:
 def prepare(shared: Path, roadscene_pairs: int) -> None:
     if DATA.exists():
         shutil.rmtree(DATA)
-    _photos(shared / "train_natural" / "small320", DATA / "small320", 256, 88)
+    _photos(shared / "train_natural" / "small320", DATA / "small320", 256, 80)
     rs = _copy_pairs(shared / "ir_vis/RoadScene/ir", shared / "ir_vis/RoadScene/vis", DATA / "roadscene",
                      roadscene_pairs)
     _copy_pairs(shared / "ir_vis_video/TNO_Nato_camp/ir", shared / "ir_vis_video/TNO_Nato_camp/vis",
@@ -94,8 +94,13 @@ def prepare(shared: Path, roadscene_pairs: int) -> None:
     for side in ("ir", "vis"):
         _clip(clip.parent.parent / side / clip.name, DATA / "clip" / f"{side}.mp4", 120)
     size = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file()) / 2 ** 20
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    tree = sum((ROOT / f).stat().st_size for f in tracked.decode().split("\0") if f and (ROOT / f).is_file()) / 2 ** 20
     print(f"prepared {DATA} ({size:.1f} MiB: small320 at 256 px, {rs} RoadScene pairs, validation pairs, a 120-frame "
-          f"clip); run the kit with carry [\"runs/gpu_data\"]")
+          f"clip); with the tracked tree ({tree:.1f} MiB) {size + tree:.1f} MiB travel (limit 64); run the kit "
+          f"with carry [\"runs/gpu_data\"]")
+    if size + tree > 64:
+        raise SystemExit("over the 64 MiB a device call may carry: lower --roadscene-pairs or the photo quality")
 
 
 # ---------------------------------------------------------------- run (GPU machine)
