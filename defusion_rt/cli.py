@@ -144,12 +144,12 @@ def _read_pairs(a: str, b: str, frames: int) -> list:
 
 
 def _cmd_calibrate(args) -> None:
-    from .register import combine, estimate, estimate_chessboard
+    from .register import combine, estimate, estimate_board
     pairs = _read_pairs(args.a, args.b, args.frames)
     if not pairs:
         raise UserError("no frames could be read from the sources")
-    if args.method == "chessboard":
-        reg = estimate_chessboard(pairs, args.board, args.model)
+    if args.method in ("chessboard", "circles"):  # every frame pair that shows the board counts
+        reg = estimate_board(pairs, args.board, args.method, args.model)
     else:
         # Frames spread over what was read (consecutive frames add little), each estimated, then combined.
         step = max(1, len(pairs) // 5)
@@ -194,7 +194,7 @@ def _names(text: str) -> list[str]:
 def _board(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition("x")
     if not (w.isdigit() and h.isdigit()):
-        raise argparse.ArgumentTypeError(f"'{text}' is not COLSxROWS of inner corners, e.g. 9x6")
+        raise argparse.ArgumentTypeError(f"'{text}' is not COLSxROWS, e.g. 9x6")
     return int(w), int(h)
 
 
@@ -388,13 +388,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--b", required=True, help="camera B, the one warped onto A")
     c.add_argument("-o", "--output", default="calibration.yaml", help="calibration YAML to write "
                                                                       "(default calibration.yaml; use with --register)")
-    c.add_argument("--method", default="auto", choices=["auto", "ecc", "features", "chessboard"],
-                   help="auto: cross-modal search, refinement and check (default); ecc, features: baselines")
+    c.add_argument("--method", default="auto", choices=["auto", "ecc", "features", "chessboard", "circles"],
+                   help="auto: cross-modal search, refinement and check (default); ecc, features: baselines; "
+                        "chessboard, circles (an asymmetric circle grid): a board heated or cooled so both cameras "
+                        "see it")
     c.add_argument("--model", default="homography", choices=["homography", "affine"],
                    help="homography (default: any rigid rig, scenes far away) or affine (fewer degrees of freedom)")
-    c.add_argument("--board", default="9x6", type=_board, help="chessboard inner corners, COLSxROWS")
+    c.add_argument("--board", default="9x6", type=_board, help="the board, COLSxROWS: a chessboard's inner corners, "
+                                                               "or a circle grid's circles per row x rows (e.g. 4x11)")
     c.add_argument("--frames", type=int, default=10, help="frame pairs to read; up to 5 spread over them are "
-                                                         "estimated and combined (chessboard: all are used)")
+                                                         "estimated and combined (boards: every pair that shows it)")
     c.set_defaults(func=_cmd_calibrate)
     b = sub.add_parser("bench", help="FPS of engines x precisions x sizes x batches, with telemetry, saved as JSON")
     b.add_argument("--device", default="auto", help="cpu | cuda | auto")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from defusion_rt.errors import UserError
-from defusion_rt.register import Registration, estimate, estimate_chessboard, load_calibration
+from defusion_rt.register import Registration, estimate, estimate_board, load_calibration
 from defusion_rt.register.crossmodal import plausible
 
 H = np.array([[1.015, 0.012, -5.5], [-0.009, 0.992, 3.2], [1.2e-5, -1.5e-5, 1.0]])  # B pixel -> A pixel
@@ -58,10 +58,29 @@ def test_chessboard_calibration():
     board = np.kron((np.indices((7, 10)).sum(0) % 2) * 255, np.ones((24, 24))).astype(np.uint8)
     a = cv2.copyMakeBorder(board, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)
     b = cv2.warpPerspective(a, np.linalg.inv(H), a.shape[::-1], borderValue=255)
-    reg = estimate_chessboard([(a, b)], (9, 6))
+    reg = estimate_board([(a, b)], (9, 6))
     assert corner_error(reg.matrix, H, a.shape[::-1]) < 1.0 and reg.residual_px < 0.5
     with pytest.raises(UserError, match="no 5x5 chessboard"):
-        estimate_chessboard([(a, b)], (5, 5))
+        estimate_board([(a, b)], (5, 5))
+
+
+def circle_grid(cols: int = 4, rows: int = 11, step: int = 18, border: int = 40) -> np.ndarray:
+    """An asymmetric circle grid as OpenCV's sample prints it: dark circles on white, odd rows shifted."""
+    img = np.full((2 * border + (rows - 1) * step, 2 * border + 2 * cols * step), 255, np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            cv2.circle(img, (border + (2 * c + r % 2) * step, border + r * step), step // 3, 0, -1, cv2.LINE_AA)
+    return img
+
+
+def test_an_asymmetric_circle_grid_in_two_views_and_either_polarity():
+    a = circle_grid()
+    b = 255 - cv2.warpPerspective(a, np.linalg.inv(H), a.shape[::-1], borderValue=255)  # hot circles, as IR sees
+    views = [(a, b), (cv2.GaussianBlur(a, (0, 0), 0.8), cv2.GaussianBlur(b, (0, 0), 0.8))]
+    reg = estimate_board(views, (4, 11), "circles")
+    assert corner_error(reg.matrix, H, a.shape[::-1]) < 1.0 and reg.residual_px < 0.5
+    with pytest.raises(UserError, match="no 5x9 asymmetric circle grid"):
+        estimate_board(views, (5, 9), "circles")
 
 
 def test_calibration_round_trip_and_errors(tmp_path):

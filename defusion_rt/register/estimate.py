@@ -93,19 +93,36 @@ def estimate_features(a: np.ndarray, b: np.ndarray, model: str = "homography") -
     return Registration(h, a.shape[1::-1], b.shape[1::-1], model, "crop", residual)
 
 
-def estimate_chessboard(pairs: list[tuple[np.ndarray, np.ndarray]], board: tuple[int, int],
-                        model: str = "homography") -> Registration:
-    """Inner corners of a board seen in both views, over one or more frame pairs; residual = RMS reprojection."""
+def _find_board(img: np.ndarray, board: tuple[int, int], kind: str) -> np.ndarray | None:
+    """The board's points in one view, or None. A heated board can show either polarity in the thermal camera, so
+    the inverted image is tried too."""
+    g = _grey(img)
+    for view in (g, 255 - g):
+        if kind == "chessboard":
+            ok, pts = cv2.findChessboardCornersSB(view, board)
+        else:  # an asymmetric circle grid: dark blobs on a light board
+            ok, pts = cv2.findCirclesGrid(view, board, flags=cv2.CALIB_CB_ASYMMETRIC_GRID)
+        if ok:
+            return pts.reshape(-1, 2)
+        if kind == "chessboard":
+            return None  # corners do not depend on polarity: no second try needed
+    return None
+
+
+def estimate_board(pairs: list[tuple[np.ndarray, np.ndarray]], board: tuple[int, int], kind: str = "chessboard",
+                   model: str = "homography") -> Registration:
+    """A calibration board (`chessboard`: inner corners; `circles`: an asymmetric circle grid, the usual thermal
+    target) seen in both views, over every frame pair where both find it; residual = RMS reprojection error."""
     pa_all, pb_all = [], []
     for a, b in pairs:
-        ok_a, ca = cv2.findChessboardCornersSB(_grey(a), board)
-        ok_b, cb = cv2.findChessboardCornersSB(_grey(b), board)
-        if ok_a and ok_b:
-            pa_all.append(ca.reshape(-1, 2))
-            pb_all.append(cb.reshape(-1, 2))
+        ca, cb = _find_board(a, board, kind), _find_board(b, board, kind)
+        if ca is not None and cb is not None:
+            pa_all.append(ca)
+            pb_all.append(cb)
     if not pa_all:
-        raise UserError(f"no {board[0]}x{board[1]} chessboard found in both views; check --board (inner corners) "
-                        "and, for thermal cameras, heat the board")
+        what = "chessboard (inner corners)" if kind == "chessboard" else "asymmetric circle grid (circles per row x rows)"
+        raise UserError(f"no {board[0]}x{board[1]} {what} found in both views; check --board and, for thermal "
+                        "cameras, heat (or cool) the board so it stands out")
     pa, pb = np.concatenate(pa_all), np.concatenate(pb_all)
     if model == "homography":
         h, _ = cv2.findHomography(pb, pa, 0)
@@ -131,7 +148,7 @@ def estimate(a: np.ndarray, b: np.ndarray, method: str = "auto", model: str = "h
         return estimate_ecc(a, b, model)
     if method == "features":
         return estimate_features(a, b, model)
-    raise UserError(f"unknown registration method '{method}'; use auto, ecc, features or chessboard")
+    raise UserError(f"unknown registration method '{method}'; use auto, ecc, features, chessboard or circles")
 
 
 def combine(regs: list[Registration], agree_px: float = 3.0) -> Registration:
