@@ -72,8 +72,10 @@ def _cmd_evaluate(args) -> None:
 def _cmd_run(args) -> None:
     from rich.console import Console
     from .pipeline import Pipeline, load_pipeline, print_summary
+    overrides = _fusion_overrides(args)
+    overrides["register"]["reestimate_s"] = args.reestimate
     s = load_pipeline(args.pipeline, {
-        **_fusion_overrides(args),
+        **overrides,
         "sources": dict(a=args.a, b=args.b, mode="live" if args.live else None, paced=args.paced or None),
         "render": dict(display=args.display, overlay=args.overlay, record=args.record, csv=args.csv,
                        side_by_side=args.side_by_side or None, serve=args.serve, serve_token=args.serve_token),
@@ -357,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--live", action="store_true", help="pair the freshest frames and drop stale ones")
     r.add_argument("--paced", action="store_true", help="play recorded sources at their frame rate")
     r.add_argument("--max-frames", type=int, help="stop after this many fused frames (default: when a source ends)")
+    r.add_argument("--reestimate", type=float, metavar="SECONDS",
+                   help="live runs with --register auto/ecc/features: re-estimate this often and switch to an "
+                        "estimate that is trusted, more confident and stable (default: never)")
     r.add_argument("--serve", metavar="[HOST:]PORT", help="live view in a browser at http://HOST:PORT/ (MJPEG "
                                                         "stream and statistics; host 127.0.0.1 unless given)")
     r.add_argument("--serve-token", help="viewers of --serve must give ?token=THIS (advised off this machine)")

@@ -177,3 +177,31 @@ def test_calibrate_and_run_refuse_an_untrusted_estimate(tmp_path):
                           str(tmp_path / "out.mp4")], capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "failed its check" in run.stderr
     assert not (tmp_path / "out.mp4").exists()  # stopped before writing anything
+
+
+def test_live_reestimation_switches_only_to_a_better_stable_estimate():
+    import dataclasses
+    import time
+    from defusion_rt.register import RegisterSettings, RegisterStage
+    a, b = _crossmodal()
+    stage = RegisterStage(RegisterSettings(method="auto", reestimate_s=0.01), warn=lambda text: None)
+    stage.live = True
+    first_a, _ = stage(a, b)
+    good = stage.registration
+    # Pretend the first estimate was made on a poor scene: 6 px off and barely trusted.
+    off = np.array([[1, 0, 6.0], [0, 1, 0], [0, 0, 1]]) @ good.matrix
+    stage.registration = dataclasses.replace(good, matrix=off, confidence=0.16)
+    stage.registration.crop_box = good.crop_box
+    deadline = time.time() + 60
+    while stage.switches == 0 and time.time() < deadline:
+        out_a, out_b = stage(a, b)
+        assert out_a.shape == first_a.shape  # the output size never changes mid-run
+        time.sleep(0.02)
+    assert stage.switches == 1 and stage.reestimates >= 2  # the switch waited for a second estimate that agrees
+    assert corner_error(stage.registration.matrix, H, (320, 240)) < 1.0
+    assert "switched 1x" in stage.describe()
+    before = stage.switches
+    for _ in range(20):  # no estimate is more confident than the one now in use: it stays
+        stage(a, b)
+        time.sleep(0.02)
+    assert stage.switches == before
