@@ -59,6 +59,13 @@ def test_an_upload_is_fused_decomposed_and_scored_beside_the_baselines(server, r
     assert all(0 <= m["Qabf"] <= 1 and m["MI"] > 0 for m in r["metrics"])
 
 
+def test_a_very_large_upload_is_scaled_down_with_a_note(server):
+    big = cv2.imencode(".png", np.full((60, 4096, 3), 128, np.uint8))[1].tobytes()
+    r = post(server, {"a": big, "b": big, "task": "multi-focus", "method": "average"})
+    assert (r["width"], r["height"]) == (2048, 30) and "scaled from 4096x60 to 2048x30" in r["note"]
+    assert decode(r["images"]["fused"]).shape == (30, 2048, 3)
+
+
 def test_an_example_through_a_baseline_has_no_decomposition(server):
     r = post(server, {"example": "multi-exposure", "task": "multi-exposure", "method": "average"})
     a, b, f = (decode(r["images"][k]).astype(float) for k in ("a", "b", "fused"))

@@ -30,6 +30,7 @@ from .examples import EXAMPLES, example_pair
 from .pages import bench_page, fuse_page, live_page
 
 METHODS = ["auto", *VARIANTS, *CLASSICAL]  # auto: the task's default variant
+MAX_SIDE = 2048  # larger uploads (a phone's 12 MP) are scaled down: seconds, not minutes, and memory kept in bounds
 
 
 class Engines:
@@ -56,6 +57,17 @@ def _decode(data: bytes, name: str) -> np.ndarray:
     if img is None:
         raise UserError(f"image {name} is not an image this app can read (PNG, JPEG, BMP, TIFF); upload another")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+
+
+def _fit(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """Both images scaled by one factor so the longer side is at most MAX_SIDE; a note says so."""
+    side = max(a.shape[:2])
+    if side <= MAX_SIDE:
+        return a, b, ""
+    f = MAX_SIDE / side
+    small = [cv2.resize(x, (round(x.shape[1] * f), round(x.shape[0] * f)), interpolation=cv2.INTER_AREA) for x in (a, b)]
+    return small[0], small[1], (f"scaled from {a.shape[1]}x{a.shape[0]} to {small[0].shape[1]}x{small[0].shape[0]} "
+                                "for the browser; `defusion-rt fuse` keeps full resolution")
 
 
 def _data_url(img: np.ndarray) -> str:
@@ -116,8 +128,9 @@ def make_handler(engines, live_url: str = "", results: Path | None = None, max_m
                     a, b = _decode(fields["a"], "A"), _decode(fields["b"], "B")
                 else:
                     raise UserError("choose two images, A and B, or an example")
+                a, b, note = _fit(a, b)
                 r = analyse(a, b, task, method, bool(fields.get("colour")), engines)
-                reply = dict(width=a.shape[1], height=a.shape[0], engine=r["engine"], seconds=r["seconds"],
+                reply = dict(width=a.shape[1], height=a.shape[0], note=note, engine=r["engine"], seconds=r["seconds"],
                              columns=r["columns"], metrics=r["metrics"],
                              images=dict(a=_data_url(a), b=_data_url(b), fused=_data_url(r["fused"])),
                              parts={k: _data_url(v) for k, v in r["parts"].items()})

@@ -62,7 +62,8 @@ $("f").onsubmit = async e => {
     const d = last = await r.json();
     $("under").src = d.images[$("with").value]; $("fused").src = d.images.fused; $("download").href = d.images.fused;
     $("under").onload = slide;
-    $("info").textContent = `${d.width}x${d.height}, ${d.engine}, ${d.seconds.toFixed(2)} s`;
+    $("info").textContent = `${d.width}x${d.height}, ${d.engine}, ${d.seconds.toFixed(2)} s` +
+      (d.note ? ` (${d.note})` : "");
     $("sources").innerHTML = fig(d.images.a, "A") + fig(d.images.b, "B") + fig(d.images.fused, "fused");
     const parts = Object.keys(d.parts);
     $("parts-title").hidden = !parts.length;
