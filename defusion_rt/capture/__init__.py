@@ -5,5 +5,5 @@ from .reader import CaptureThread
 from .sources import Frame, Source, SourceInfo, open_source, source_kind
 from .stage import CaptureStage, SourcesSettings
 
-__all__ = ["CaptureStage", "CaptureThread", "Closed", "END", "Frame", "FrameQueue", "LivePairer", "PairStats", "RecordedPairer",
-           "Source", "SourcesSettings", "SourceInfo", "open_source", "source_kind"]
+__all__ = ["CaptureStage", "CaptureThread", "Closed", "END", "Frame", "FrameQueue", "LivePairer", "PairStats",
+           "RecordedPairer", "Source", "SourceInfo", "SourcesSettings", "open_source", "source_kind"]

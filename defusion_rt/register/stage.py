@@ -38,6 +38,7 @@ class RegisterSettings:
 
 
 STABLE_PX = 2.0  # two re-estimates within this mean corner distance agree
+MARGIN = 0.02    # a re-estimate must beat the confidence in use by this much: no flapping between equals
 
 
 class RegisterStage:
@@ -99,8 +100,7 @@ class RegisterStage:
         """Switch to `new` when it is trusted, more confident than the estimate in use, and stable."""
         self.reestimates += 1
         current, previous, self._candidate = self.registration, self._candidate, None
-        better = new.trusted and (new.confidence or 0) > (current.confidence or 0) if current.model != "none" \
-            else new.trusted
+        better = new.trusted and (current.model == "none" or (new.confidence or 0) > (current.confidence or 0) + MARGIN)
         if not better:
             return
         if previous is None or _corner_distance(previous.matrix, new.matrix, new.size_b) > STABLE_PX:

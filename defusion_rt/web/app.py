@@ -65,7 +65,8 @@ def _fit(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     if side <= MAX_SIDE:
         return a, b, ""
     f = MAX_SIDE / side
-    small = [cv2.resize(x, (round(x.shape[1] * f), round(x.shape[0] * f)), interpolation=cv2.INTER_AREA) for x in (a, b)]
+    small = [cv2.resize(x, (round(x.shape[1] * f), round(x.shape[0] * f)), interpolation=cv2.INTER_AREA)
+             for x in (a, b)]
     return small[0], small[1], (f"scaled from {a.shape[1]}x{a.shape[0]} to {small[0].shape[1]}x{small[0].shape[0]} "
                                 "for the browser; `defusion-rt fuse` keeps full resolution")
 
