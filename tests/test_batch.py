@@ -137,3 +137,15 @@ def test_ctrl_c_keeps_what_is_complete_and_a_rerun_finishes_the_rest(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert all(count_frames(out / f"c{i}.mp4") == 120 for i in range(6)) and not list(out.glob("*.partial.*"))
+
+
+def test_an_unreachable_ray_address_is_one_line_at_once():
+    from defusion_rt.batch.cluster import _check_reachable
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nobody listens there
+    with pytest.raises(UserError, match=f"cannot reach a Ray cluster at 127.0.0.1:{port}"):
+        _check_reachable(f"ray://127.0.0.1:{port}")
+    with pytest.raises(UserError, match="--ray needs local, auto, HOST:PORT"):
+        _check_reachable("somewhere")

@@ -90,8 +90,9 @@ def test_a_stalled_viewer_does_not_slow_the_run_and_the_token_is_checked(tmp_pat
 
 def test_serve_addresses():
     assert parse_address("8090") == ("127.0.0.1", 8090) and parse_address("0.0.0.0:80") == ("0.0.0.0", 80)
-    with pytest.raises(UserError, match=r"\[HOST:\]PORT"):
-        parse_address("localhost")
+    for bad in ("localhost", "99999"):
+        with pytest.raises(UserError, match=r"\[HOST:\]PORT"):
+            parse_address(bad)
     taken = LiveView("127.0.0.1:0")
     try:
         with pytest.raises(UserError, match="choose another"):

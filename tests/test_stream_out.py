@@ -67,3 +67,12 @@ def test_a_receiver_not_up_yet_costs_frames_not_the_run(tmp_path):
     summary = Pipeline(s).run()
     assert summary.fused == 20 and summary.stopped_by == "end of sources"
     assert "network output: 20 frame(s) not sent" in summary.notes[-1]
+
+
+@pytest.mark.parametrize("url, message", [("udp://nohost:x", "needs a host and a port"),
+                                          ("tcp://no-such-host.invalid:5000", "unknown host")])
+def test_a_malformed_network_output_is_one_line_before_anything_opens(url, message):
+    from defusion_rt.errors import UserError
+    s = settings(sources=dict(sample_frames=5), fusion=dict(method="average"), render=dict(record=url))
+    with pytest.raises(UserError, match=message):
+        Pipeline(s).run()

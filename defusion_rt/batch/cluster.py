@@ -7,6 +7,7 @@ network file system); the driver decides what is complete before scheduling, so 
 from __future__ import annotations
 
 import os
+import socket
 
 from rich.console import Console
 
@@ -28,6 +29,8 @@ def connect(address: str, num_cpus: int | None = None):
     """`local`: start Ray on this machine for this run; `auto`: the cluster this machine belongs to; else an
     address (ray://HEAD:10001 or HEAD:6379)."""
     ray = _ray()
+    if address not in ("local", "auto"):
+        _check_reachable(address)
     if not ray.is_initialized():
         try:
             if address == "local":
@@ -38,6 +41,19 @@ def connect(address: str, num_cpus: int | None = None):
             raise UserError(f"cannot reach a Ray cluster at '{address}': {err}; start one with `ray start --head` "
                             "or use --ray local") from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable address for minutes: a quick TCP connect says at once what is wrong."""
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    hint = "start one with `ray start --head` or use --ray local"
+    if not host or not port.isdigit():
+        raise UserError(f"--ray needs local, auto, HOST:PORT or ray://HOST:PORT, not '{address}'")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise UserError(f"cannot reach a Ray cluster at {hostport} ({err.strerror or err}); {hint}") from None
 
 
 def run_ray(jobs: list[Job], base: PipelineSettings, address: str, cpus: float, gpus: float,

@@ -90,8 +90,8 @@ class StreamedFuser:
         slot = self.slots[self.next]
         self.next = (self.next + 1) % self.depth
         for host, frames in ((slot.host_a.numpy(), a), (slot.host_b.numpy(), b)):
-            for i, f in enumerate(frames):
-                host[i] = cv2.cvtColor(f, self.to_net).reshape(h, w, self.channels)
+            for i, f in enumerate(frames):  # converted straight into the pinned slot: no copy per frame
+                cv2.cvtColor(f, self.to_net, dst=host[i, ..., 0] if self.channels == 1 else host[i])
         slot.n, slot.meta = n, meta
         if self.cuda:
             self._launch(slot)

@@ -28,7 +28,8 @@ def _scale(size_a, size_b) -> np.ndarray:
     return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
 
 
-def _corner_rms(h1: np.ndarray, h2: np.ndarray, size_b) -> float:
+def corner_rms(h1: np.ndarray, h2: np.ndarray, size_b) -> float:
+    """RMS distance between B's four corners mapped by h1 and by h2."""
     w, h = size_b
     corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]]).reshape(-1, 1, 2)
     d = cv2.perspectiveTransform(corners, h1) - cv2.perspectiveTransform(corners, h2)
@@ -62,7 +63,7 @@ def estimate_ecc(a: np.ndarray, b: np.ndarray, model: str = "homography", levels
         w = w if w.shape == (3, 3) else np.vstack([w, [0, 0, 1]])
         warp = (np.linalg.inv(s) @ w @ s).astype(np.float32)
     h = warp.astype(np.float64) @ _scale(size_a, size_b)
-    residual = _corner_rms(h, prev.astype(np.float64) @ _scale(size_a, size_b), size_b)
+    residual = corner_rms(h, prev.astype(np.float64) @ _scale(size_a, size_b), size_b)
     return Registration(h, tuple(size_a), tuple(size_b), model, "crop", residual)
 
 

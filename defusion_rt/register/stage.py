@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
-from .estimate import estimate
+from .estimate import corner_rms, estimate
 from .registration import Registration, load_calibration
 
 ESTIMATED = ("auto", "ecc", "features")
@@ -37,7 +37,7 @@ class RegisterSettings:
                                 # to an estimate that is trusted, more confident and stable
 
 
-STABLE_PX = 2.0  # two re-estimates within this mean corner distance agree
+STABLE_PX = 2.0  # two re-estimates within this RMS corner distance agree
 MARGIN = 0.02    # a re-estimate must beat the confidence in use by this much: no flapping between equals
 
 
@@ -103,7 +103,7 @@ class RegisterStage:
         better = new.trusted and (current.model == "none" or (new.confidence or 0) > (current.confidence or 0) + MARGIN)
         if not better:
             return
-        if previous is None or _corner_distance(previous.matrix, new.matrix, new.size_b) > STABLE_PX:
+        if previous is None or corner_rms(previous.matrix, new.matrix, new.size_b) > STABLE_PX:
             self._candidate = new  # wait for a second estimate that agrees
             return
         switched = dataclasses.replace(new, fov=current.fov)
@@ -150,8 +150,3 @@ class RegisterStage:
             f", re-estimated {self.reestimates}x, switched {self.switches}x" if self.reestimates else "") + (
             f" ({self.warning})" if self.warning else "")
 
-
-def _corner_distance(h1: np.ndarray, h2: np.ndarray, size: tuple[int, int]) -> float:
-    w, h = size
-    c = np.float64([[0, 0], [w, 0], [w, h], [0, h]]).reshape(-1, 1, 2)
-    return float(np.linalg.norm(cv2.perspectiveTransform(c, h1) - cv2.perspectiveTransform(c, h2), axis=-1).mean())

@@ -28,7 +28,7 @@ BOUNDARY = "defusionframe"
 def parse_address(text: str) -> tuple[str, int]:
     """'8090', ':8090' or 'HOST:8090' -> (host, port); the host defaults to this machine only."""
     host, _, port = text.rpartition(":")
-    if not port.isdigit():
+    if not port.isdigit() or int(port) > 65535:
         from ..errors import UserError
         raise UserError(f"--serve needs [HOST:]PORT, e.g. 8090 or 0.0.0.0:8090, not '{text}'")
     return host or "127.0.0.1", int(port)

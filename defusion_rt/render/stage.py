@@ -15,7 +15,7 @@ import numpy as np
 from .display import Window, has_screen
 from .overlay import StatsOverlay, side_by_side
 from .serve import LiveView, parse_address
-from .stream_out import StreamSink, is_stream_url
+from .stream_out import StreamSink, check_stream_url, is_stream_url
 from .sink import TimingLog, VideoSink, check_writable
 
 STAGES = ("wait", "register", "fuse", "render", "total")
@@ -43,8 +43,8 @@ class RenderStage:
     def __init__(self, s: RenderSettings, warn: Callable[[str], None] = print):
         self.s, self.warn = s, warn
         self.fps = 0.0                     # the recording's frame rate: stream A's, set once the sources are open
-        if s.record and not is_stream_url(s.record):  # fail before any camera opens, not at the first frame
-            check_writable(Path(s.record))
+        if s.record:  # fail before any camera opens, not at the first frame
+            check_stream_url(s.record) if is_stream_url(s.record) else check_writable(Path(s.record))
         if s.serve:
             parse_address(s.serve)
         self.overlay = StatsOverlay()

@@ -8,7 +8,9 @@ sink reopens with exponential back-off, and the stream picks up again at a keyfr
 from __future__ import annotations
 
 import re
+import socket
 import time
+from urllib.parse import urlparse
 from fractions import Fraction
 
 import cv2
@@ -21,6 +23,21 @@ URL = re.compile(r"^(udp|tcp|rtsp|srt)://", re.I)
 
 def is_stream_url(target: str) -> bool:
     return bool(URL.match(str(target)))
+
+
+def check_stream_url(url: str) -> None:
+    """A malformed address or an unknown host is the user's to fix now; a receiver not up yet is retried later."""
+    parts = urlparse(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise UserError(f"network output {url} needs a host and a port, e.g. udp://192.168.1.20:5000")
+    try:
+        socket.getaddrinfo(parts.hostname, port)
+    except OSError:
+        raise UserError(f"network output {url}: unknown host '{parts.hostname}'; check the address") from None
 
 
 class StreamSink:
@@ -79,8 +96,9 @@ class StreamSink:
             frame = cv2.copyMakeBorder(frame, 0, self.size[1] - frame.shape[0], 0, self.size[0] - frame.shape[1],
                                        cv2.BORDER_REPLICATE)
         vf = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        packets = self._stream.encode(vf)  # outside the try: an encoder error is a bug, not a receiver gone
         try:
-            for packet in self._stream.encode(vf):
+            for packet in packets:
                 self._out.mux(packet)
             self.frames += 1
         except (OSError, av.FFmpegError):  # the receiver went away
