@@ -109,8 +109,8 @@ class FusionStage:
     def _work(self, pairs, register, out: FrameQueue, batch: int, stop: threading.Event, stall_s: float) -> None:
         if isinstance(self.engine, ClassicalEngine) and self.engine.device.type == "cpu":
             # Pixel-wise methods are a few memory-bound passes: one thread does them, and OpenMP workers spinning
-            # between such tiny ops take the cores from capture and encoding (run --method average on an M3SVD
-            # clip: 142 -> 220 FPS on 2 cores). Set before this thread's first op; restored by join().
+            # between such tiny ops take the cores from capture and encoding (see bench's e2e_classical row).
+            # Set before this thread's first op; restored by join().
             torch.set_num_threads(1)
         # On CUDA up to 3 batches are in flight (copy in, compute, copy out overlap); on the CPU one at a time.
         streamed = StreamedFuser(self.fuser, depth=3 if self.engine.device.type == "cuda" else 1)

@@ -29,8 +29,8 @@ class RenderSettings:
     record: str = ""            # output video path (.mp4: H.264 via PyAV, else MPEG-4 Part 2; .avi: MJPG), or a
                                 # network output: udp://, tcp:// (MPEG-TS) or rtsp:// (stream_out.py)
     codec: Literal["auto", "h264", "mp4v"] = "auto"
-    # x264 speed/size trade-off: superfast encodes 640x480 in about 3 ms a frame on one core (veryfast: 5 ms,
-    # 20% smaller files); the recording must keep up with the cameras
+    # x264's speed/size trade-off: superfast keeps up with the cameras on a small CPU; slower presets give smaller
+    # files
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "superfast"
     csv: str = ""               # per-frame timestamps and latencies
     serve: str = ""             # [HOST:]PORT: a live view in the browser (serve.py); host 127.0.0.1 unless given
