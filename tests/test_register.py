@@ -205,3 +205,32 @@ def test_live_reestimation_switches_only_to_a_better_stable_estimate():
         stage(a, b)
         time.sleep(0.02)
     assert stage.switches == before
+
+
+def _benchmark_reference():
+    import importlib.util
+    from pathlib import Path
+    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "registration"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("registration_reference", folder / "reference.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_the_benchmarks_control_point_reference_recovers_a_small_offset_and_refuses_unrelated_views():
+    """The registration benchmark measures against this reference where the data sets are off: it must be right."""
+    reference = _benchmark_reference()
+    a, _ = _crossmodal(3)
+    off = np.array([[1.008, -0.006, 3.4], [0.005, 1.004, -2.6], [0, 0, 1.0]])  # B pixel -> A pixel, a few px
+    other = (255 * (1 - cv2.cvtColor(a, cv2.COLOR_BGR2GRAY) / 255.0) ** 2).astype(np.uint8)  # inverted, non-linear
+    b = cv2.warpAffine(cv2.cvtColor(other, cv2.COLOR_GRAY2BGR), np.linalg.inv(off)[:2], (320, 240),
+                       borderMode=cv2.BORDER_REFLECT)
+    ref = reference.reference(a, b)
+    assert ref["holds"], ref["why"]
+    assert corner_error(np.array(ref["matrix"]), off, (320, 240)) < 0.5
+    unrelated = cv2.GaussianBlur(np.random.default_rng(7).integers(0, 255, (240, 320, 3), np.uint8), (0, 0), 2)
+    assert not reference.reference(a, unrelated)["holds"]

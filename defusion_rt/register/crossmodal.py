@@ -4,7 +4,8 @@
    contrast or polarity in either camera.
 2. Coarse global search at low resolution: every rotation x scale on a grid, translation by normalised
    cross-correlation (the best shift of each candidate); the best score wins.
-3. Refinement: ECC on the structure maps, coarse to fine, from that start (ECC alone finds wrong optima).
+3. Refinement: ECC on the structure maps, coarse to fine, from that start (ECC alone finds wrong optima); affine
+   at each level, then a homography at the finest, kept only when it aligns the maps better.
 4. A check that means something: the aligned maps must correlate clearly better than the unaligned ones and
    than the typical wrong candidate of the search; the transform must be plausible (determinant, shear,
    perspective). The confidence in [0, 1] and the verdict travel with the estimate; a failed check is never used
@@ -156,10 +157,17 @@ def estimate_crossmodal(a: np.ndarray, b: np.ndarray, model: str = "homography",
         start = np.diag([f, f, 1.0]) @ h_ref @ np.diag([1 / f, 1 / f, 1.0])
         ra = structure(a, level_width)
         rb = cv2.resize(structure(b, level_width), ra.shape[1::-1], interpolation=cv2.INTER_AREA)
-        h_ref = _refine(ra, rb, start, model, 60 if level_width <= 320 else 25)
+        # Affine first at every level: its 6 parameters are pinned by the structure in the middle of the image,
+        # where a homography's perspective terms can swing the corners (benchmarks/registration).
+        h_ref = _refine(ra, rb, start, "affine", 60 if level_width <= 320 else 25)
         score, score_start = aligned_score(ra, rb, h_ref), aligned_score(ra, rb, start)
         if score < score_start:  # refinement wandered off: keep the start
             h_ref, score = start, score_start
+        if model == "homography" and level_width == min(refine_width, wa):  # then perspective, if it aligns better
+            h_hom = _refine(ra, rb, h_ref, "homography", 25)
+            s_hom = aligned_score(ra, rb, h_hom)
+            if s_hom > score:
+                h_ref, score = h_hom, s_hom
         width = level_width
     # Scores for the verdict at the search's resolution, where the wrong candidates were scored.
     down = np.diag([COARSE_WIDTH / width, COARSE_WIDTH / width, 1.0])
