@@ -8,6 +8,8 @@ All functions work on NCHW float tensors on any device, so video runs them on th
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import torch
@@ -29,7 +31,13 @@ def luma(x: torch.Tensor) -> torch.Tensor:
     faster than multiply-and-sum on the channels-last frames the video pipeline makes."""
     if x.shape[1] == 1:
         return x
-    return (x.permute(0, 2, 3, 1) @ x.new_tensor(LUMA)).unsqueeze(1)
+    return (x.permute(0, 2, 3, 1) @ _luma_weights(x.device, x.dtype)).unsqueeze(1)
+
+
+@functools.lru_cache(maxsize=8)
+def _luma_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Made once per device and dtype: a fresh tensor per frame would be a blocking host-to-GPU copy per frame."""
+    return torch.tensor(LUMA, device=device, dtype=dtype)
 
 
 def network_inputs(a: torch.Tensor, b: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
