@@ -54,6 +54,19 @@ def test_align_crops_to_the_common_field_of_view():
     assert padded.align(a, b)[1].shape == (80, 100, 3)
 
 
+@pytest.mark.parametrize("fov", ["crop", "pad"])
+def test_the_precomputed_warp_matches_opencvs_warp_perspective(warped_pair, fov):
+    _, b = warped_pair
+    reg = Registration(H, (320, 240), (320, 240), fov=fov)
+    x, y, w, h = reg.crop_box
+    expected = cv2.warpPerspective(b, H, (320, 240), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    for _ in range(2):  # the maps are made on the first frame and reused
+        got = reg.align(b, b)[1]
+        assert got.shape == (h, w, 3)
+        diff = np.abs(got.astype(int) - expected[y:y + h, x:x + w])
+        assert diff.max() <= 2 and diff.mean() < 0.25  # equal up to rounding (1/32 px sub-pixel steps)
+
+
 def test_chessboard_calibration():
     board = np.kron((np.indices((7, 10)).sum(0) % 2) * 255, np.ones((24, 24))).astype(np.uint8)
     a = cv2.copyMakeBorder(board, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)
@@ -154,11 +167,18 @@ def test_auto_flags_views_that_do_not_match():
     (H, True),
     (np.diag([-1.0, 1, 1]), False),                      # mirrored
     (np.diag([3.0, 3, 1]), False),                       # 3x scale between two cameras
+    (np.diag([1.8, 1.8, 1]), True),                      # a narrow thermal view beside a wide visible one
     (np.array([[1, 0.6, 0], [0, 1, 0], [0, 0, 1.0]]), False),  # strong shear
     (np.array([[1, 0, 0], [0, 1, 0], [2e-3, 0, 1.0]]), False),  # strong perspective
 ])
 def test_degenerate_estimates_are_rejected(matrix, ok):
     assert plausible(matrix, (320, 240))[0] is ok
+
+
+def test_plausible_scale_is_measured_between_the_views_not_the_pixel_counts():
+    quarter = np.diag([0.25, 0.25, 1.0])  # a 2560-wide camera beside a 640-wide one, same field of view
+    assert plausible(quarter, (2560, 1440), (640, 360))[0]
+    assert not plausible(quarter, (640, 360), (640, 360))[0]
 
 
 def test_calibrate_and_run_refuse_an_untrusted_estimate(tmp_path):
@@ -234,3 +254,32 @@ def test_the_benchmarks_control_point_reference_recovers_a_small_offset_and_refu
     assert corner_error(np.array(ref["matrix"]), off, (320, 240)) < 0.5
     unrelated = cv2.GaussianBlur(np.random.default_rng(7).integers(0, 255, (240, 320, 3), np.uint8), (0, 0), 2)
     assert not reference.reference(a, unrelated)["holds"]
+
+
+def _rig_with_a_narrow_thermal_view():
+    """A 16:9 visible camera and a 5:4 thermal one seeing 60% of its width, off-centre, with inverted contrast."""
+    rng = np.random.default_rng(5)
+    scene = cv2.GaussianBlur(rng.random((480, 640)).astype(np.float32), (0, 0), 4)
+    scene = cv2.normalize(scene, None, 0, 1, cv2.NORM_MINMAX)
+    for _ in range(40):
+        x, y = rng.integers(0, 600), rng.integers(0, 440)
+        cv2.rectangle(scene, (int(x), int(y)), (int(x) + 50, int(y) + 35), float(rng.random()), -1)
+
+    def view(img, box, size):  # the camera's image of `box` (scene pixels) and the map scene -> image
+        x0, y0, x1, y1 = box
+        sx, sy = size[0] / (x1 - x0), size[1] / (y1 - y0)
+        m = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1.0]])
+        img = cv2.warpAffine((255 * img).astype(np.uint8), m[:2], size, flags=cv2.INTER_AREA)
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), m
+
+    vis, to_vis = view(scene, (0, 60, 640, 420), (480, 270))
+    ir, to_ir = view((1 - scene) ** 2, (130, 80, 514, 387), (320, 256))
+    return ir, vis, to_ir @ np.linalg.inv(to_vis)  # visible pixel -> thermal pixel
+
+
+def test_auto_registers_cameras_with_different_fields_of_view_and_aspect_ratios_either_way_round():
+    ir, vis, truth = _rig_with_a_narrow_thermal_view()  # a 1.67x field-of-view ratio, 16:9 against 5:4
+    reg = estimate(ir, vis, "auto")
+    assert reg.trusted and corner_error(reg.matrix, truth, (480, 270)) < 1.0
+    swapped = estimate(vis, ir, "auto")  # the wide camera as A
+    assert swapped.trusted and corner_error(swapped.matrix, np.linalg.inv(truth), (320, 256)) < 1.0

@@ -27,6 +27,7 @@ class Registration:
     trusted: bool = True               # False: the estimate failed its own check and must not be used silently
     note: str = ""                     # why it is untrusted
     crop_box: tuple[int, int, int, int] = field(init=False)  # x, y, w, h in A's frame
+    _maps: tuple | None = field(init=False, default=None, repr=False, compare=False)  # see _warp_maps
 
     def __post_init__(self):
         self.matrix = np.asarray(self.matrix, np.float64).reshape(3, 3)
@@ -48,13 +49,24 @@ class Registration:
             warped = b  # nothing to warp (a rig calibrated as already aligned)
         elif self.model == "none":
             warped = cv2.resize(b, self.size_a, interpolation=cv2.INTER_LINEAR)
-        else:
-            warped = cv2.warpPerspective(b, self.matrix, self.size_a, flags=cv2.INTER_LINEAR,
-                                         borderMode=cv2.BORDER_REPLICATE)
+        else:  # straight into the common view, through maps made once
+            x, y, w, h = self.crop_box
+            return a[y:y + h, x:x + w], cv2.remap(b, *self._warp_maps(), cv2.INTER_LINEAR,
+                                                  borderMode=cv2.BORDER_REPLICATE)
         x, y, w, h = self.crop_box
         if (x, y, w, h) == (0, 0, *self.size_a):
             return a, warped
         return a[y:y + h, x:x + w], warped[y:y + h, x:x + w]
+
+    def _warp_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each pixel of the common view comes from in B, as OpenCV's fixed-point maps: warpPerspective
+        would recompute this for every frame of a fixed calibration."""
+        if self._maps is None:
+            x, y, w, h = self.crop_box
+            grid = np.stack(np.meshgrid(np.arange(x, x + w), np.arange(y, y + h)), -1).astype(np.float64)
+            src = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), np.linalg.inv(self.matrix)).reshape(h, w, 2)
+            self._maps = cv2.convertMaps(src.astype(np.float32), None, cv2.CV_16SC2)
+        return self._maps
 
     @property
     def output_size(self) -> tuple[int, int]:
