@@ -246,7 +246,8 @@ def _speed() -> list[str]:
                      f"{r['latency_ms_median']:.1f} | {r['latency_ms_p95']:.1f} | {r['rel_err_vs_fp32']:.1e} |")
     if "e2e" in res:
         e = res["e2e"]
-        lines += ["", f"End to end ({e['engine']} {e['precision']}: decode both, fuse, encode {e['codec']}) on "
+        lines += ["", f"End to end ({e['engine']} {e['precision']}: decode both, warp B by a rig-like calibration, "
+                  f"fuse, encode {e['codec']}) on "
                   f"`{Path(e['sources'][0]).name}` at {e['width']}x{e['height']}: **{e['fps']:.1f} FPS** over "
                   f"{e['frames']} frames."]
     live = RESULTS / "live_latency_amd-epyc-2c.json"
