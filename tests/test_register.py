@@ -155,6 +155,13 @@ def test_auto_registers_a_cross_modal_pair_to_under_a_pixel():
     assert corner_error(reg.matrix, H, (320, 240)) < 1.0
 
 
+def test_auto_refuses_views_whose_shapes_cannot_overlap_enough():
+    a, _ = _crossmodal(1)
+    strip = np.zeros((16, 320, 3), np.uint8)  # 20:1: no scale puts enough of it inside A
+    with pytest.raises(UserError, match="too different to register"):
+        estimate(a, strip, "auto")
+
+
 def test_auto_flags_views_that_do_not_match():
     a, _ = _crossmodal(1)
     unrelated = cv2.GaussianBlur(np.random.default_rng(7).integers(0, 255, (240, 320, 3), np.uint8), (0, 0), 2)

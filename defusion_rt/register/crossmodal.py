@@ -175,6 +175,10 @@ def _one_way(a: np.ndarray, b: np.ndarray, model: str, refine_width: int) -> tup
     wa = a.shape[1]
     coarse_a, coarse_b = structure(a, COARSE_WIDTH), structure(b, COARSE_WIDTH)  # each keeps its aspect ratio
     sim, best, scores = coarse_search(coarse_a, coarse_b)
+    if sim is None:  # no candidate put enough of B inside A
+        raise UserError(f"the views' shapes ({a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}) are too "
+                        "different to register automatically; calibrate the rig with a board "
+                        "(`defusion-rt calibrate --method chessboard`)")
     # Refine coarse to fine, both maps at one width (A's, or `refine_width`), B map -> A map.
     h_ref, width = sim, COARSE_WIDTH
     for level_width in (min(320, refine_width, wa), min(refine_width, wa)):
