@@ -200,6 +200,16 @@ def _board(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def _e2e_sources(spec: str) -> tuple[str, str]:
+    from .capture.sources import source_kind
+    parts = spec.split(",")
+    if len(parts) != 2:
+        raise UserError(f"--e2e takes two sources, A,B (got {spec!r})")
+    for part in parts:
+        source_kind(part)  # a missing file is named here
+    return parts[0], parts[1]
+
+
 def _cmd_bench(args) -> None:
     from rich.console import Console
     from .bench import BenchSettings, load_results, plot, run_matrix, save, update_readme
@@ -221,10 +231,11 @@ def _cmd_bench(args) -> None:
         console.print(f"profile: {path}")
         return
     if not args.report_only:
+        e2e = _e2e_sources(args.e2e) if args.e2e else None  # before minutes of model runs, not after
         s = BenchSettings(device=args.device, model=args.model, engines=args.engines.split(","), precisions=args.precisions.split(","),
                           sizes=args.sizes, batches=args.batch, budget_s=args.budget,
                           weights=args.weights, e2e_frames=args.e2e_frames,
-                          e2e=tuple(args.e2e.split(",")) if args.e2e else None, e2e_methods=args.e2e_methods,
+                          e2e=e2e, e2e_methods=args.e2e_methods,
                           partial=args.json)
         result = run_matrix(s, console)
         print_table(result, console)

@@ -48,3 +48,13 @@ def test_bench_profile_writes_the_operator_table(tmp_path, tiny_model):
     assert p.returncode == 0, p.stderr[-1500:]
     (table,) = tmp_path.glob("profile_*_eager-nchw_fp32_48x32.txt")
     assert "aten::" in table.read_text() and "convolution" in table.read_text()
+
+
+def test_a_missing_end_to_end_source_is_named_before_any_model_runs(tmp_path):
+    for e2e, says in ((str(tmp_path / "a.mp4") + "," + str(tmp_path / "b.mp4"), "source not found"),
+                      ("only_one.mp4", "two sources")):
+        p = subprocess.run([sys.executable, "-m", "defusion_rt", "bench", "--device", "cpu", "--sizes", "64x48",
+                            "--e2e", e2e, "--out-dir", str(tmp_path / "out")], capture_output=True, text=True,
+                           timeout=300)
+        assert p.returncode == 2 and says in p.stderr and "Traceback" not in p.stderr
+        assert not (tmp_path / "out").exists()  # it stopped before measuring anything

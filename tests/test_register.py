@@ -105,6 +105,10 @@ def test_calibration_round_trip_and_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("model: fisheye\nmatrix: [[1,0,0],[0,1,0],[0,0,1]]\nsize_a: [2,2]\nsize_b: [2,2]\n")
     with pytest.raises(UserError, match="does not parse"):
         load_calibration(tmp_path / "bad.yaml")
+    (tmp_path / "broken.yaml").write_text("model: [\n")  # a YAML syntax error: still one line
+    with pytest.raises(UserError, match="does not parse") as err:
+        load_calibration(tmp_path / "broken.yaml")
+    assert "\n" not in str(err.value)
     with pytest.raises(UserError, match="recalibrate"):
         loaded.align(np.zeros((100, 100, 3), np.uint8), np.zeros((240, 320, 3), np.uint8))
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from defusion_rt.register.crossmodal import structure  # noqa: E402
-from run import load_pairs  # noqa: E402
+from run import corner_error, load_pairs  # noqa: E402
 
 PATCH = 48          # control-point patch side at 640 px wide (scaled with the image)
 SEARCH = 16         # +- px searched around the data set's registration
@@ -125,11 +125,7 @@ def main() -> None:
     refs = {}
     for name, a, b in load_pairs(Path(args.shared)):
         r = reference(a, b)
-        size = b.shape[1::-1]
-        off = None
-        if r["matrix"] is not None:
-            c = np.float64([[0, 0], [size[0], 0], [size[0], size[1]], [0, size[1]]]).reshape(-1, 1, 2)
-            off = float(np.sqrt(((cv2.perspectiveTransform(c, np.array(r["matrix"])) - c) ** 2).sum(-1)).mean())
+        off = None if r["matrix"] is None else corner_error(np.array(r["matrix"]), np.eye(3), b.shape[1::-1])
         r["offset_px"] = off  # how far the data set's own registration is off, by the corners
         refs[name] = r
         print(f"{name:28s} {'holds' if r['holds'] else 'none ':5s} matches {r['matches']:3d} inliers {r['inliers']:3d} "

@@ -42,7 +42,14 @@ def _frames(video: Path, positions: list[float]) -> list[np.ndarray]:
     return out
 
 
+METHODS = ("auto", "ecc", "features")
+
+
 def load_pairs(shared: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    if not (shared / "ir_vis/VIFB/ir").is_dir():
+        print(f"error: no IR-visible data under {shared}; pass --shared with the path of ../shared/data",
+              file=sys.stderr)
+        raise SystemExit(2)
     pairs = []
     for ir in sorted((shared / "ir_vis_video/M3SVD/ir").glob("*.mp4")):  # every clip, three moments
         vis = ir.parent.parent / "vis" / ir.name
@@ -84,8 +91,9 @@ def corners(size: tuple[int, int]) -> np.ndarray:
     return np.float64([[0, 0], [w, 0], [w, h], [0, h]]).reshape(-1, 1, 2)
 
 
-def corner_error(h_est: np.ndarray, h_true: np.ndarray, size: tuple[int, int], at: np.ndarray | None = None) -> float:
-    """Mean distance, in A's pixels, between B's corners (or the B points `at`) mapped by the estimate and by h_true."""
+def corner_error(h_est: np.ndarray, h_true: np.ndarray, size: tuple[int, int],
+                 at: np.ndarray | None = None) -> float:
+    """Mean distance, in A's pixels, between B's corners (or the B points `at`) mapped by the estimate and h_true."""
     c = corners(size) if at is None else at
     d = cv2.perspectiveTransform(c, h_est) - cv2.perspectiveTransform(c, h_true)
     return float(np.sqrt((d ** 2).sum(-1)).mean())
@@ -118,8 +126,14 @@ def main() -> None:
     args = p.parse_args()
     default = "results_narrow_thermal.json" if args.narrow_thermal else "results.json"
     args.json = args.json or str(Path(__file__).parent / default)
+    unknown = set(args.methods.split(",")) - set(METHODS)
+    if unknown:
+        p.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
     pairs = load_pairs(Path(args.shared))[:args.limit]
-    refs = json.loads(Path(args.reference).read_text()) if Path(args.reference).exists() else {}
+    try:
+        refs = json.loads(Path(args.reference).read_text()) if Path(args.reference).exists() else {}
+    except json.JSONDecodeError as err:
+        p.error(f"{args.reference} is not valid JSON ({err}); remake it with reference.py")
     rng = np.random.default_rng(0)
     trials = []
     for name, a, b in pairs:

@@ -174,7 +174,7 @@ def _one_way(a: np.ndarray, b: np.ndarray, model: str, refine_width: int) -> tup
     """B -> A: (matrix in full-resolution pixels, confidence, aligned score, unaligned score)."""
     wa = a.shape[1]
     coarse_a, coarse_b = structure(a, COARSE_WIDTH), structure(b, COARSE_WIDTH)  # each keeps its aspect ratio
-    sim, best, scores = coarse_search(coarse_a, coarse_b)
+    sim, _, scores = coarse_search(coarse_a, coarse_b)
     if sim is None:  # no candidate put enough of B inside A
         raise UserError(f"the views' shapes ({a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}) are too "
                         "different to register automatically; calibrate the rig with a board "

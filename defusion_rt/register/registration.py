@@ -116,5 +116,6 @@ def load_calibration(path: str | Path, fov: str | None = None) -> Registration:
         return Registration(m, size_a, size_b, model, fov or data.get("fov", "crop"), data.get("residual_px"),
                             data.get("confidence"))
     except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as err:
-        raise UserError(f"calibration file {path} does not parse ({type(err).__name__}: {err}); it needs model, "
+        first = str(err).splitlines()[0] if str(err) else ""  # YAML errors run over several lines
+        raise UserError(f"calibration file {path} does not parse ({type(err).__name__}: {first}); it needs model, "
                         "matrix, size_a and size_b") from None
