@@ -32,6 +32,11 @@ def plot(results: list[dict], path: Path, width: int = 640, height: int = 480) -
     return bar_plot(bars, path, f"Model-only FPS at {width}x{height}, batch 1 (benchmarks/results)", "FPS")
 
 
+def _ratio(r: dict) -> str:
+    """Blank where the run was cut before its fp32 NCHW reference was measured."""
+    return f"{r['speedup_vs_fp32_eager']:.2f}" if "speedup_vs_fp32_eager" in r else ""
+
+
 def markdown_table(results: list[dict]) -> str:
     lines = ["| device | model | engine | precision | size | batch | FPS | median ms | x fp32 eager | rel. error | "
              "result file |",
@@ -45,7 +50,7 @@ def markdown_table(results: list[dict]) -> str:
                 continue
             lines.append(f"| {dev} | {r['engine']}{' (NCHW)' if r.get('baseline') else ''} | {r['precision']} | "
                          f"{r['width']}x{r['height']} | {r['batch']} | {r['fps']:.2f} | {r['latency_ms_median']:.1f} | "
-                         f"{r.get('speedup_vs_fp32_eager', float('nan')):.2f} | {r['rel_err_vs_fp32']:.1e} | "
+                         f"{_ratio(r)} | {r['rel_err_vs_fp32']:.1e} | "
                          f"`{res['_file']}` |")
         for e in ([res["e2e"]] if "e2e" in res else []) + res.get("e2e_classical", []):
             lines.append(f"| {dev} | end to end: decode, register, {e['engine']}, encode | {e['precision']} | "
