@@ -19,6 +19,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",
+             "amx_int8", "asimd", "sve")
+
+
+def isa_flags() -> list[str]:
+    """The vector-ISA flags that decide CPU speed (every CPU figure names its class by them)."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in ISA_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
 def versions() -> dict:
     out = dict(python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
                cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None)
@@ -32,7 +48,7 @@ def versions() -> dict:
 
 def machine() -> dict:
     info = dict(host=platform.node(), os=platform.platform(), cpu=cpu_name(), cpu_cores=os.cpu_count(),
-                torch_threads=torch.get_num_threads(), versions=versions(),
+                torch_threads=torch.get_num_threads(), versions=versions(), isa=isa_flags(),
                 cpu_bf16=bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()))
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
