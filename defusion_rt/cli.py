@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from .errors import UserError
+from .outputs import check_file, check_folder, check_outputs, written
 
 # Our messages say what failed and how to fix it; OpenCV's and FFmpeg's own logs would only repeat it noisily.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
@@ -18,7 +20,7 @@ def _cmd_train(args) -> None:
     from .train import train
     from .train.validate import load_set
     settings = load_settings(args.config) if args.config or not args.resume else None
-    out = Path(args.out) if args.out else Path("runs") / "train"
+    out = check_folder(Path(args.out) if args.out else Path("runs") / "train", "run folder (--out)")
     if args.model and settings is not None:
         settings.model.name = args.model
     if args.adapt == "ir-vis" and args.data:
@@ -36,6 +38,8 @@ def _cmd_fuse(args) -> None:
     from .engines import create_engine
     from .fusion import Fuser, fuse_paths
     from .model import create_model, model_for
+    both_folders = Path(args.a).is_dir() and Path(args.b).is_dir()
+    check_folder(args.output, "output folder (-o)") if both_folders else check_file(args.output, "output (-o)")
     if args.method != "defusion":  # a classical baseline: no network, no weights
         if args.decomposition:
             raise UserError("--decomposition needs the network; drop it or use --method defusion")
@@ -58,6 +62,7 @@ def _cmd_evaluate(args) -> None:
         name, _, folder = item.rpartition("=")
         fused[name or Path(folder).name] = folder
     methods = [m for m in args.methods.split(",") if m]
+    check_outputs(json=args.json, csv=args.csv, markdown=args.markdown, sheet=args.sheet)  # before the scoring
     report = run_evaluation(args.task, args.a, args.b, methods, gt=args.gt, fused=fused, weights=args.weights,
                             device=args.device, precision=args.precision, limit=args.limit,
                             sheet=Path(args.sheet) if args.sheet else None, sheet_sources=not args.sheet_fused_only)
@@ -81,6 +86,10 @@ def _cmd_run(args) -> None:
                        side_by_side=args.side_by_side or None, serve=args.serve, serve_token=args.serve_token),
         "run": dict(max_frames=args.max_frames)})
     console = Console(stderr=True)
+    r = s.render
+    if not (r.record or r.display or r.serve or r.csv):
+        console.print("[yellow]note: nothing is kept or shown: the fused frames are counted only; add --record "
+                      "FILE.mp4, --display or --serve PORT")
     summary = Pipeline(s, console).run()
     print_summary(summary, console)
     if summary.stopped_by == "error":
@@ -108,9 +117,8 @@ def _cmd_batch(args) -> None:
         out = Path(args.out)
     else:
         raise UserError("give --manifest FILE, or --a DIR --b DIR --out DIR")
-    if args.workers < 1:
-        raise UserError("--workers must be 1 or more")
-    report = Path(args.report) if args.report else out / "batch_report.json"
+    check_folder(out, "output folder (--out)")
+    report = check_file(Path(args.report) if args.report else out / "batch_report.json", "report (--report)")
     result = run_batch(jobs, base, report, workers=args.workers, ray=args.ray, ray_cpus=args.ray_cpus,
                        ray_gpus=args.ray_gpus)
     if result["interrupted"]:
@@ -147,6 +155,7 @@ def _read_pairs(a: str, b: str, frames: int) -> list:
 
 def _cmd_calibrate(args) -> None:
     from .register import combine, estimate, estimate_board
+    check_file(args.output, "calibration file (-o)")
     pairs = _read_pairs(args.a, args.b, args.frames)
     if not pairs:
         raise UserError("no frames could be read from the sources")
@@ -157,14 +166,34 @@ def _cmd_calibrate(args) -> None:
         step = max(1, len(pairs) // 5)
         reg = combine([estimate(a, b, method=args.method, model=args.model) for a, b in pairs[::step]])
     if not reg.trusted:
-        raise UserError(f"registration failed its check: {reg.note}; nothing written. Read more frames with "
-                        "--frames 30 while the scene has structure in both views, or use --method chessboard "
-                        "with a heated board")
+        more = ("give a still pair with more structure seen by both cameras (edges, buildings, people), or video "
+                "so that more frames can be read" if len(pairs) == 1 else
+                "read more frames with --frames 30 while the scene has structure in both views")
+        raise UserError(f"registration failed its check: {reg.note}; nothing written. To fix: {more}, or use "
+                        "--method chessboard or circles with a heated board")
     reg.save(args.output)
     quality = (f"confidence {reg.confidence:.2f}" if reg.confidence is not None else
                f"residual {reg.residual_px:.3f} px")
     print(f"wrote {args.output}: {reg.model} B->A, {quality}, common view "
           f"{reg.output_size[0]}x{reg.output_size[1]} of A's {reg.size_a[0]}x{reg.size_a[1]}")
+
+
+def _number(kind: type, low: float, high: float | None = None):
+    """An argparse type: an int or float within [low, high], else one line naming the allowed range."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            word = "an integer" if kind is int else "a number"
+            bound = f"from {low} to {high}" if high is not None else f"of {low} or more"
+            raise argparse.ArgumentTypeError(f"'{text}' is not {word} {bound}")
+        return value
+    return parse
+
+
+POSITIVE, COUNT = _number(int, 1), _number(int, 0)
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -215,41 +244,48 @@ def _cmd_bench(args) -> None:
     from .bench import BenchSettings, load_results, plot, run_matrix, save, update_readme
     from .bench.matrix import print_table
     console = Console(width=150)
-    folder = Path(args.out_dir)
+    folder = check_folder(args.out_dir, "results folder (--out-dir)")
+    if args.readme:
+        check_file(args.readme, "--readme")
     if args.profile:
         from .bench.matrix import device_slug_for, profile
         engine, _, precision = args.profile.partition(":")
         w, h = args.sizes[0]
-        text = profile(BenchSettings(device=args.device, model=args.model, weights=args.weights), engine, precision or "fp32",
-                       (int(w), int(h)))
+        text, rows = profile(BenchSettings(device=args.device, model=args.model, weights=args.weights), engine,
+                             precision or "fp32", (int(w), int(h)))
         import torch
         dev = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
         path = folder / f"profile_{device_slug_for(dev)}_{args.model}_{engine}_{precision or 'fp32'}_{w}x{h}.txt"
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        with written(path, "profile"):
+            path.write_text(text)
+            path.with_suffix(".json").write_text(json.dumps(rows, indent=1))
         console.print(text)
-        console.print(f"profile: {path}")
+        console.print(f"profile: {path} and its top operators in {path.with_suffix('.json').name}")
         return
     if not args.report_only:
         e2e = _e2e_sources(args.e2e) if args.e2e else None  # before minutes of model runs, not after
-        s = BenchSettings(device=args.device, model=args.model, engines=args.engines.split(","), precisions=args.precisions.split(","),
-                          sizes=args.sizes, batches=args.batch, budget_s=args.budget,
-                          weights=args.weights, e2e_frames=args.e2e_frames,
-                          e2e=e2e, e2e_methods=args.e2e_methods,
-                          partial=args.json)
+        # Saved as they are measured (rewritten after every record), so a run cut short keeps its results.
+        partial = check_file(args.json, "--json") if args.json else folder / f".partial_{args.model}.json"
+        s = BenchSettings(device=args.device, model=args.model, engines=args.engines.split(","),
+                          precisions=args.precisions.split(","), sizes=args.sizes, batches=args.batch,
+                          budget_s=args.budget, weights=args.weights, e2e_frames=args.e2e_frames, e2e=e2e,
+                          e2e_methods=args.e2e_methods, partial=str(partial))
         result = run_matrix(s, console)
         print_table(result, console)
-        path = Path(args.json) if args.json else save(result, folder)
-        if args.json:
-            import json
-            path.parent.mkdir(parents=True, exist_ok=True)  # replaces the partial file written during the run
-            path.write_text(json.dumps(result, indent=1))
+        with written(partial, "results"):
+            if args.json:
+                path = Path(args.json)
+                path.write_text(json.dumps(result, indent=1))  # replaces the partial file
+            else:
+                path = save(result, folder)
+                partial.unlink(missing_ok=True)
         console.print(f"results: {path}")
     results = load_results(folder)
     if results:
-        console.print(f"plot: {plot(results, folder / 'fps_640x480.png')}")
-        if args.readme and update_readme(Path(args.readme), results):
-            console.print(f"performance table updated in {args.readme}")
+        with written(folder, "plot or README table"):
+            console.print(f"plot: {plot(results, folder / 'fps_640x480.png')}")
+            if args.readme and update_readme(Path(args.readme), results):
+                console.print(f"performance table updated in {args.readme}")
 
 
 def _cmd_web(args) -> None:
@@ -275,7 +311,7 @@ def _fusion_flags(p: argparse.ArgumentParser) -> None:
                                    "compile | export | onnx | tensorrt")
     p.add_argument("--device", help="auto (default: CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--precision", help="auto (default: bf16 on a CPU that has it, fp16 on CUDA) | fp32 | bf16 | fp16")
-    p.add_argument("--batch", type=int, help="pairs per fusion call for recorded sources")
+    p.add_argument("--batch", type=POSITIVE, help="pairs per fusion call for recorded sources")
     p.add_argument("--weights", help="weight file (default: the shipped weights for the task and model)")
     p.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
     p.add_argument("--register", help="none | auto (cross-modal, checked) | ecc | features | calibration YAML")
@@ -306,17 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="start from this weight file (fresh optimiser and warm-up), e.g. the shipped "
                                   "weights, to continue them or adapt them to your own data")
     t.add_argument("--model", help="model variant to train (default: the config's model.name, defusion)")
-    t.add_argument("--minutes", type=float, help="wall-clock budget: the run's length, learning-rate steps and "
+    t.add_argument("--minutes", type=_number(float, 0.01), help="wall-clock budget: the run's length, learning-rate steps and "
                                                  "loss milestones are fitted to it after a short warm-up")
     t.add_argument("--val", nargs=3, action="append", metavar=("TASK", "A_DIR", "B_DIR"),
                    help="validation pairs scored during training into val.csv/val.png (repeatable)")
-    t.add_argument("--val-every", type=float, default=5.0, help="minutes between validations (default 5)")
-    t.add_argument("--val-pairs", type=int, default=8, help="pairs per validation set, spread evenly (default 8)")
+    t.add_argument("--val-every", type=_number(float, 0.01), default=5.0, help="minutes between validations (default 5)")
+    t.add_argument("--val-pairs", type=POSITIVE, default=8, help="pairs per validation set, spread evenly (default 8)")
     t.add_argument("--config", help="YAML settings (default: built-in, as configs/defusion.yaml)")
     t.add_argument("--out", help="run folder for checkpoints, log and weights (default runs/train)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    t.add_argument("--iterations", type=int, help="override train.iterations (also extends a resumed run)")
-    t.add_argument("--stop-after", type=int, help="checkpoint and stop after this many steps (resume later)")
+    t.add_argument("--iterations", type=POSITIVE, help="override train.iterations (also extends a resumed run)")
+    t.add_argument("--stop-after", type=POSITIVE, help="checkpoint and stop after this many steps (resume later)")
     t.set_defaults(func=_cmd_train)
 
     f = sub.add_parser("fuse", help="fuse two images, or two folders of images paired by name")
@@ -347,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weights", help="network weights for the variant the file fits (default: shipped)")
     e.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
     e.add_argument("--precision", default="fp32", help="network precision: fp32 (default, as published) | bf16 | fp16")
-    e.add_argument("--limit", type=int, help="only the first N pairs")
+    e.add_argument("--limit", type=POSITIVE, help="only the first N pairs")
     e.add_argument("--json", help="write per-pair and mean values as JSON")
     e.add_argument("--csv", help="write per-pair and mean values as CSV")
     e.add_argument("--markdown", help="write the mean table as Markdown")
@@ -369,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw FPS, latency and drops on the output (default on)")
     r.add_argument("--live", action="store_true", help="pair the freshest frames and drop stale ones")
     r.add_argument("--paced", action="store_true", help="play recorded sources at their frame rate")
-    r.add_argument("--max-frames", type=int, help="stop after this many fused frames (default: when a source ends)")
-    r.add_argument("--reestimate", type=float, metavar="SECONDS",
+    r.add_argument("--max-frames", type=POSITIVE, help="stop after this many fused frames (default: when a source ends)")
+    r.add_argument("--reestimate", type=_number(float, 0.1), metavar="SECONDS",
                    help="live runs with --register auto/ecc/features: re-estimate this often and switch to an "
                         "estimate that is trusted, more confident and stable (default: never)")
     r.add_argument("--serve", metavar="[HOST:]PORT", help="live view in a browser at http://HOST:PORT/ (MJPEG "
@@ -389,12 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
     _fusion_flags(bt)
     bt.add_argument("--overlay", action="store_true", help="draw FPS and latency on the outputs (default off)")
     bt.add_argument("--side-by-side", action="store_true", default=None, help="write A | B | fused")
-    bt.add_argument("--workers", type=int, default=1, help="processes on this machine, one engine each, the CPU "
+    bt.add_argument("--workers", type=POSITIVE, default=1, help="processes on this machine, one engine each, the CPU "
                                                           "cores split between them (default 1)")
     bt.add_argument("--ray", help="run on Ray instead: local (a Ray instance on this machine), auto (the cluster "
                                   "this machine belongs to) or an address (ray://HEAD:10001)")
-    bt.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs each Ray task asks for (default 1)")
-    bt.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs each Ray task asks for (default 0; 0.5 "
+    bt.add_argument("--ray-cpus", type=_number(float, 0.01), default=1.0, help="CPUs each Ray task asks for (default 1)")
+    bt.add_argument("--ray-gpus", type=_number(float, 0.0), default=0.0, help="GPUs each Ray task asks for (default 0; 0.5 "
                                                                "puts two tasks on a GPU)")
     bt.add_argument("--report", help="JSON report path (default OUT/batch_report.json)")
     bt.set_defaults(func=_cmd_batch)
@@ -412,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="homography (default: any rigid rig, scenes far away) or affine (fewer degrees of freedom)")
     c.add_argument("--board", default="9x6", type=_board, help="the board, COLSxROWS: a chessboard's inner corners, "
                                                                "or a circle grid's circles per row x rows (e.g. 4x11)")
-    c.add_argument("--frames", type=int, default=10, help="frame pairs to read; up to 5 spread over them are "
+    c.add_argument("--frames", type=POSITIVE, default=10, help="frame pairs to read; up to 5 spread over them are "
                                                          "estimated and combined (boards: every pair that shows it)")
     c.set_defaults(func=_cmd_calibrate)
     b = sub.add_parser("bench", help="FPS of engines x precisions x sizes x batches, with telemetry, saved as JSON")
@@ -424,11 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", default="256x256,640x480,1280x720", type=_sizes,
                    help="comma-separated capture sizes, WIDTHxHEIGHT")
     b.add_argument("--batch", default="1", type=_ints, help="comma-separated batch sizes")
-    b.add_argument("--budget", type=float, default=8.0, help="timed seconds per configuration")
+    b.add_argument("--budget", type=_number(float, 0.01), default=8.0, help="timed seconds per configuration")
     b.add_argument("--model", default="defusion", help="model variant (defusion, defusion_fast, ...)")
     b.add_argument("--weights", help="weights (default: shipped)")
     b.add_argument("--e2e", help="A,B sources for the end-to-end run (default: the built-in scene at 640x480)")
-    b.add_argument("--e2e-frames", type=int, default=60, help="frames of the end-to-end runs (default 60)")
+    b.add_argument("--e2e-frames", type=POSITIVE, default=60, help="frames of the end-to-end runs (default 60)")
     b.add_argument("--e2e-methods", default="average", type=_names,
                    help="classical methods also run end to end: the pipeline's own cost without a network "
                         "(comma-separated; empty for none; default average)")
@@ -444,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "view of a run, the saved benchmarks")
     w.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine "
                                                         "only; 0.0.0.0 for the network)")
-    w.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    w.add_argument("--port", type=_number(int, 0, 65535), default=8080, help="port (default 8080; 0 picks a free one)")
     w.add_argument("--model", default="auto", help="the network loaded at start-up: auto (each task's default "
                                                   "variant) | defusion | defusion_fast (the page can pick others)")
     w.add_argument("--live", help="address of a run's live view (`run --serve`) for the /live page, e.g. "

@@ -60,6 +60,8 @@ class TrainSettings:
     crop_scale: list = field(default_factory=lambda: [0.08, 1.0])  # area fraction range of the random crop
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     channels_last: bool = True
+    compile: bool = False            # torch.compile the training step's model: pays back on long GPU runs only
+                                     # (the GPU kit's probe measures build time and speed-up, and chooses)
     workers: int = 2                 # data-loader processes
     log_every: int = 10              # iterations between CSV log rows
     checkpoint_every: int = 500      # iterations between checkpoints
@@ -107,7 +109,13 @@ def _check_value(key: str, value: Any, typ: Any) -> Any:
         raise UserError(f"config key '{key}' must be {base.__name__}, got {value!r}")
     if not isinstance(value, base):
         raise UserError(f"config key '{key}' must be {base.__name__}, got {type(value).__name__} {value!r}")
+    if base is int and value < (low := 1 if key.rsplit(".", 1)[-1] in AT_LEAST_ONE else 0):
+        raise UserError(f"config key '{key}' must be {low} or more, got {value}")
     return value
+
+
+# Counts that cannot be zero; every other integer setting must not be negative.
+AT_LEAST_ONE = {"batch", "iterations", "log_every", "checkpoint_every", "crop"}
 
 
 def build(cls: type, data: dict | None, prefix: str = "") -> Any:
@@ -131,6 +139,14 @@ def build(cls: type, data: dict | None, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error as one line with where it is: '<problem> at line L, column C; fix the YAML there'."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}; fix the YAML syntax there (indent with spaces, 'key: value', quote text with ':')"
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -138,7 +154,7 @@ def load_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise UserError(f"config file {path} is not valid YAML: {yaml_problem(err)}") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
     return data

@@ -24,6 +24,7 @@ from .fusion import Fuser, pair_folders
 from .imageio import list_images, read_image, to_uint8, try_read
 from .metrics import SUMMED, metric_names, score
 from .model import VARIANTS, default_weights, variant_for_weights
+from .outputs import written
 
 from .tasks import check_task
 
@@ -90,7 +91,8 @@ def contact_sheet(rows: list[list[tuple[str, np.ndarray]]], path: Path, height: 
     width = max(s.shape[1] for s in strips)
     sheet = np.concatenate([np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in strips])
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])  # .jpg: compact
+    if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]):  # .jpg
+        raise UserError(f"cannot write the contact sheet {path}: give a writable path ending in .png or .jpg")
     return path
 
 
@@ -175,14 +177,13 @@ def markdown(report: Report, title: str) -> str:
 def write_outputs(report: Report, sources: dict, json_path: str | None, csv_path: str | None,
                   md_path: str | None = None, title: str = "") -> None:
     if md_path:
-        Path(md_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(md_path).write_text(markdown(report, title or report.task))
+        with written(md_path, "--markdown"):
+            Path(md_path).write_text(markdown(report, title or report.task))
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(report.to_json(sources), indent=1))
+        with written(json_path, "--json"):
+            Path(json_path).write_text(json.dumps(report.to_json(sources), indent=1))
     if csv_path:
-        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-        with open(csv_path, "w", newline="") as fh:
+        with written(csv_path, "--csv"), open(csv_path, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["method", "pair", *report.metrics])
             for m in report.methods:

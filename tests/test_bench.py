@@ -48,6 +48,9 @@ def test_bench_profile_writes_the_operator_table(tmp_path, tiny_model):
     assert p.returncode == 0, p.stderr[-1500:]
     (table,) = tmp_path.glob("profile_*_eager-nchw_fp32_48x32.txt")
     assert "aten::" in table.read_text() and "convolution" in table.read_text()
+    rows = json.loads(table.with_suffix(".json").read_text())  # the top operators, for scripts
+    assert rows["time"] == "self_cpu_time_total" and rows["input"][2:] == [64, 80]
+    assert any("conv" in op["name"] for op in rows["ops"]) and 0.3 < sum(op["share"] for op in rows["ops"]) <= 1.0001
 
 
 def test_a_missing_end_to_end_source_is_named_before_any_model_runs(tmp_path):
@@ -57,4 +60,4 @@ def test_a_missing_end_to_end_source_is_named_before_any_model_runs(tmp_path):
                             "--e2e", e2e, "--out-dir", str(tmp_path / "out")], capture_output=True, text=True,
                            timeout=300)
         assert p.returncode == 2 and says in p.stderr and "Traceback" not in p.stderr
-        assert not (tmp_path / "out").exists()  # it stopped before measuring anything
+        assert not list((tmp_path / "out").glob("*.json"))  # it stopped before measuring anything

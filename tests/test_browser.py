@@ -1,6 +1,7 @@
 """The web app and the live view in a real browser (headless Chromium through Selenium): the live page shows
 frames that change, an upload returns a fused image of the right size, bad uploads get a readable message.
 Skips with the reason where Chromium, its driver or Selenium is missing (CI installs them)."""
+import re
 import shutil
 import threading
 import time
@@ -64,7 +65,9 @@ def test_the_live_page_shows_moving_frames(browser, tmp_path):
         second = screenshot(browser)
         cv2.imwrite(str(tmp_path / "live.png"), second)
         assert np.abs(first.astype(int) - second).mean() > 0.05  # the walker moved
-        assert "fps" in browser.find_element("id", "stats").text
+        text = wait_for(lambda: "frames/s" in (t := browser.find_element("id", "stats").text) and t)
+        assert re.search(r"dropped \(per stream\)\s+A \d+, B \d+", text)  # each stream's drops, not their sum
+        assert not re.search(r"\d\.\d{3,}", text)  # numbers as people read them, not 15-digit floats
     finally:
         p.stop.set()
         t.join(30)

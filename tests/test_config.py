@@ -16,7 +16,11 @@ def test_shipped_config_equals_the_defaults():
     ("train:\n  batch: four\n", "'train.batch' must be int"),
     ("train:\n  channels_last: 1\n", "'train.channels_last' must be bool"),
     ("train: [1, 2]\n", "section 'train' must be a mapping"),
-    ("train: {crop: 64\n", "not valid YAML"),
+    ("train: {crop: 64\n", "not valid YAML: expected ',' or '}', but got '<stream end>' at line 2, column 1; fix"),
+    ("train:\n  crop: 64\n   batch: 3\n", "mapping values are not allowed here at line 3, column 9"),
+    ("train:\n  batch: 0\n", "'train.batch' must be 1 or more, got 0"),
+    ("train:\n  workers: -2\n", "'train.workers' must be 0 or more, got -2"),
+    ("fusion:\n  batch: -3\n", "'fusion.batch' must be 1 or more, got -3"),
     ("train:\n  amp: fp8\n", "config key 'train.amp' cannot be 'fp8'; choose one of: auto, bf16, fp16, off"),
     ("model:\n  name: defusion_fats\n", "did you mean 'defusion_fast'?"),
     # pipeline files (pipelines/*.yaml) are checked the same way

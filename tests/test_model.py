@@ -59,6 +59,32 @@ def test_weights_round_trip_and_errors(tmp_path, tiny_model):
     torch.save({"state_dict": {"x": torch.zeros(1)}}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="do not fit"):
         create_model(weights=tmp_path / "other.pt")
+    torch.save({"epoch": 3}, tmp_path / "empty.pt")
+    with pytest.raises(UserError, match="hold no state dict"):
+        create_model(weights=tmp_path / "empty.pt")
+
+
+@pytest.mark.parametrize("wrap", [lambda sd: sd, lambda sd: {"model": sd, "epoch": 9},
+                                  lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}},
+                                  lambda sd: {"model_state_dict": {f"_orig_mod.{k}": v for k, v in sd.items()}}])
+def test_weights_saved_the_usual_ways_load(tmp_path, tiny_model, wrap):
+    """torch.save(model.state_dict()), Lightning-style wrappers, DDP and torch.compile prefixes: the family and
+    width are read from the tensors."""
+    torch.save(wrap(tiny_model.state_dict()), tmp_path / "plain.pt")
+    loaded = create_model(weights=tmp_path / "plain.pt")
+    assert loaded.cfg.width == 0.25
+    a = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(a, a).fused, tiny_model(a, a).fused)
+
+
+def test_a_checkpoint_of_another_width_names_the_first_mismatch(tmp_path, tiny_model):
+    blob = {"format": "defusion-rt-weights/1", "arch": {"family": "defusion", "width": 1.0},
+            "state_dict": tiny_model.state_dict()}
+    torch.save(blob, tmp_path / "w.pt")
+    with pytest.raises(UserError, match=r"first: encoder.stem_conv.weight is \(4, 3, 3, 3\) in the file but "
+                                        r"\(16, 3, 3, 3\) in the model"):
+        create_model(weights=tmp_path / "w.pt")
 
 
 def test_loading_never_unpickles_code(tmp_path):

@@ -332,6 +332,9 @@ def test_changing_frame_size_is_scaled_back(tmp_path):
     (["--pipeline", "BADYAML"], "unknown config key 'fusion.metod'"),
     (["--method", "magic"], "'fusion.method' cannot be 'magic'"),
     (["--fov-typo"], "'register.fov' cannot be 'crpo'; did you mean 'crop'?"),
+    (["--batch", "0"], "argument --batch: '0' is not an integer of 1 or more"),
+    (["--batch", "-3"], "argument --batch: '-3' is not an integer of 1 or more"),
+    (["--csv", "/proc/nope/t.csv"], "cannot write timing log (--csv) /proc/nope/t.csv"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
     (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)

@@ -198,6 +198,10 @@ def test_adaptation_trains_on_pairs_and_logs_its_terms_and_validation(tmp_path):
                                                                  ("3", "average")}
     assert all(0 <= float(r["Qabf"]) <= 1 and float(r["MI"]) > 0 for r in val_rows)
     assert (out / "val.png").is_file() and (out / "loss.png").is_file()
+    # best.pt holds the weights of the best validation score so far, not just the last
+    q = {int(r["iteration"]): float(r["Qabf"]) for r in val_rows if r["method"] == "model"}
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)["meta"]
+    assert best["iteration"] == max(q, key=q.get) and best["val_qabf"] == pytest.approx(max(q.values()))
     with pytest.raises(UserError, match="one --b per --a"):
         train(None, tiny(), tmp_path / "x", adapt=dict(task="ir-vis", a=[str(ir), str(ir)], b=[str(vis)]))
     with pytest.raises(UserError, match="unknown task 'bogus'"):

@@ -2,14 +2,23 @@
 
     # here, on the CPU machine: copy what must travel into runs/gpu_data (ignored by git, ~50 MB)
     python benchmarks/gpu/kit.py prepare --shared ../shared/data
-    # on the GPU machine (device tool, carry ["runs/gpu_data"]):
+    # on the GPU machine (device tool, carry ["runs/gpu_data"]), at most 9 minutes:
     python benchmarks/gpu/kit.py run --out "$OUT"
 
-`run` measures training images/s for a few batch sizes (bf16 autocast, channels-last), continues the shipped CUD
-weights for --train-minutes on the natural photographs, adapts them to IR-visible with fusion losses for
---adapt-minutes, then runs the CUDA benchmark matrix under a hard time guard. Every minute it copies the current
-weights, logs and a run record to --out, so a run cut short still returns weights. Nothing is installed or
-downloaded. A CPU dry run (tiny sizes, seconds of budget) is part of the test suite, so the kit cannot rot.
+`run`, in order, each phase under the kit's hard budget:
+1. benchmarks first, so every GPU run leaves them: both networks at 640x480 batch 1 (`--bench-engine`, compile
+   fp16), the split-attention forms side by side (benchmarks/split_attention.py) and the paper network's operator
+   profile (text and JSON);
+2. a training probe (probe.py): images/s per batch, compiled or not (build time and speed-up; compile where it
+   pays back in the budget) and the data loader's own images/s with the kit's workers;
+3. CUD training of the paper network (`--model`) from the shipped weights for most of what is left, validation
+   every minute keeping the best weights;
+4. a short IR-visible adaptation of those with the CPU recipe's settings (configs/adapt-ir-vis.yaml);
+5. the adapted and the shipped IR-visible weights scored on the validation pairs: the adapted ones come back
+   only where they beat the shipped ones on Qabf, MI and VIF.
+Every --copy-every seconds the weights go to --out and every log and JSON into one archive there,
+kit_results.tar.gz (a device call returns at most 8 files), so a run cut short still returns them. Nothing is
+installed or downloaded. A CPU dry run (tiny sizes, seconds of budget) is part of the test suite.
 """
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -31,12 +41,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the copied tree, uninstalled
 
 from defusion_rt.bench.telemetry import machine  # noqa: E402
-from defusion_rt.config import Settings  # noqa: E402
+from defusion_rt.config import Settings, load_settings  # noqa: E402
 from defusion_rt.model import create_model, default_weights  # noqa: E402
 from defusion_rt.train import train  # noqa: E402
-from defusion_rt.train.loop import _amp_dtype  # noqa: E402
-from defusion_rt.train.pretext import CUDObjective  # noqa: E402
 from defusion_rt.train.validate import load_set  # noqa: E402
+from probe import loader_rate, probe_training  # noqa: E402  (beside this file)
 
 DATA = ROOT / "runs" / "gpu_data"
 
@@ -105,18 +114,31 @@ def prepare(shared: Path, roadscene_pairs: int) -> None:
 
 # ---------------------------------------------------------------- run (GPU machine)
 class Courier(threading.Thread):
-    """Copies the run's current files to --out every `period` seconds (a cut-short run still returns them)."""
+    """Every `period` s: copies the weights to --out and packs the logs and JSONs into one archive there (a device
+    call returns at most 8 files, and a run cut short still returns what it had)."""
 
-    def __init__(self, pairs: list[tuple[Path, Path]], period: float = 60.0):
+    def __init__(self, out: Path, work: Path, period: float):
         super().__init__(daemon=True)
-        self.pairs, self.period, self.done = pairs, period, threading.Event()
+        self.out, self.work, self.period, self.done = out, work, period, threading.Event()
+        self.weights: dict[Path, str] = {}  # source file -> name in --out
+        self.lock = threading.Lock()
+
+    def keep(self, src: Path, name: str) -> None:
+        with self.lock:
+            self.weights[src] = name
 
     def copy(self) -> None:
-        for src, dst in self.pairs:
-            if src.is_file():
-                tmp = dst.with_suffix(dst.suffix + ".part")
-                shutil.copyfile(src, tmp)
-                os.replace(tmp, dst)
+        with self.lock:
+            for src, name in self.weights.items():
+                if src.is_file():
+                    shutil.copyfile(src, self.out / (name + ".part"))
+                    os.replace(self.out / (name + ".part"), self.out / name)
+            tmp = self.out / "kit_results.tar.gz.part"
+            with tarfile.open(tmp, "w:gz") as tar:
+                for f in sorted(self.work.rglob("*")):
+                    if f.is_file() and f.suffix in (".csv", ".json", ".txt", ".png", ".log"):
+                        tar.add(f, arcname=str(f.relative_to(self.work)))
+            os.replace(tmp, self.out / "kit_results.tar.gz")
 
     def run(self) -> None:
         while not self.done.wait(self.period):
@@ -127,127 +149,136 @@ class Courier(threading.Thread):
         self.copy()
 
 
-def probe_rate(settings: Settings, data: list[str], batch: int, device: torch.device, seconds: float,
-               init: Path | None) -> float:
-    """Training images/s at `batch` (forward, backward, Adam; data in the main process, already decoded)."""
-    settings.train.batch = batch
-    torch.set_flush_denormal(True)  # as the trainer does
-    objective = CUDObjective(data, settings)
-    model = create_model(settings.model.name, weights=init, width=None if init else settings.model.width)
-    model = model.to(device).train().to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-5)
-    samples = [objective.dataset[i] for i in range(batch)]
-    batch_t = {k: torch.stack([torch.as_tensor(s[k]) for s in samples]).to(device) for k in samples[0]}
-    amp = _amp_dtype(settings.train.amp, device)
-    warmup, steps, t0 = 3, 0, None
-    while t0 is None or time.perf_counter() - t0 < seconds:
-        a, b = (x.contiguous(memory_format=torch.channels_last) for x in objective.inputs(batch_t))
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            out = model(a, b, activate=False)
-        loss = objective.loss(type(out)(*(t.float() for t in out)), batch_t, 30000)["total"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if warmup:  # warm-up steps (allocator, cuDNN autotuning) are not timed
-            warmup -= 1
-            t0 = None if warmup else time.perf_counter()
-        else:
-            steps += 1
-    return steps * batch / (time.perf_counter() - t0)
+def _child(cmd: list[str], log: Path, timeout: float) -> int | str:
+    """A benchmark in a child process with a hard time limit; its output goes to `log` (packed with the rest)."""
+    with log.open("a") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        try:
+            return subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, timeout=max(5.0, timeout)).returncode
+        except subprocess.TimeoutExpired:
+            return "timed out (partial results kept)"
+
+
+def bench_phase(args, device: torch.device, work: Path, seconds: float) -> dict:
+    """Both networks at 640x480 batch 1 in the kit's engine, the split-attention forms side by side, and the
+    paper network's operator profile (text and JSON): every GPU run leaves these, whatever else it does."""
+    t_end = time.perf_counter() + seconds
+    engine, precision = args.bench_engine.split(":")
+    bench = work / "bench"
+    bench.mkdir(parents=True, exist_ok=True)
+    log, rcs = bench / "bench_console.log", {}
+    mod = [sys.executable, "-m", "defusion_rt", "bench", "--device", device.type, "--sizes", args.bench_size]
+    rcs["split_attention"] = _child(
+        [sys.executable, str(ROOT / "benchmarks/split_attention.py"), "--device", device.type, "--size", args.bench_size,
+         "--engines", args.forms_engine, "--rounds", "5", "--reps", "3", "--json", str(bench / "split_attention.json")],
+        log, t_end - time.perf_counter())
+    for model in ("defusion_fast", "defusion"):
+        rcs[model] = _child(mod + ["--model", model, "--engines", args.bench_engine, "--precisions", precision,
+                                   "--batch", "1", "--budget", str(args.bench_budget), "--json",
+                                   str(bench / f"bench_{model}.json"), "--out-dir", str(bench)],
+                            log, t_end - time.perf_counter())
+    rcs["profile"] = _child(mod + ["--model", "defusion", "--profile", args.bench_engine, "--out-dir", str(bench)],
+                            log, t_end - time.perf_counter())
+    return dict(rc=rcs, seconds=round(seconds - (t_end - time.perf_counter()), 1))
+
+
+def _scores(weights: Path, model: str, pairs: list, device: torch.device) -> dict:
+    """Mean Qabf, MI and VIF of `weights` on the validation pairs (IR-visible)."""
+    from defusion_rt.engines import EagerEngine
+    from defusion_rt.fusion import Fuser
+    from defusion_rt.metrics import score
+    fuser = Fuser(EagerEngine(create_model(model, weights=weights), device), "ir-vis")
+    rows = [score(a, b, fuser(a, b), "ir-vis") for a, b in pairs]
+    return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in ("Qabf", "MI", "VIF")}
 
 
 def run(args) -> None:
     t_start = time.perf_counter()
-    out = Path(args.out)
+    out, work, data = Path(args.out), Path(args.work), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    data = Path(args.data)
     record = dict(started=time.strftime("%Y-%m-%dT%H:%M:%S"), machine=machine(), args=vars(args), phases={})
 
     def save_record() -> None:
         (out / "run.json").write_text(json.dumps(record, indent=1, default=str))
+        (work / "run.json").write_text(json.dumps(record, indent=1, default=str))
 
     def left() -> float:
         return args.total_minutes * 60 - (time.perf_counter() - t_start)
     save_record()
+    courier = Courier(out, work, args.copy_every)
+    courier.start()
 
+    # 1. Benchmarks and a profile first: a run cut short by anything later still leaves them.
+    record["phases"]["bench"] = bench_phase(args, device, work, min(args.bench_minutes * 60, left() - 60))
+    save_record()
+
+    # 2. Probe: batch, compile or not, and whether the data path keeps up.
     init = None if args.init == "none" else Path(args.init) if args.init else default_weights(args.model)
     settings = Settings()
     settings.model.name, settings.model.width = args.model, args.width
     settings.train.crop, settings.train.amp, settings.train.workers = args.crop, args.amp, args.workers
     lr = args.lr or (2e-3 if args.model == "defusion_fast" else 5e-4)  # the CPU recipes' rates (configs/)
-    settings.train.lr, settings.train.warmup, settings.train.log_every = lr, 50, 10
+    settings.train.lr, settings.train.warmup, settings.train.log_every = lr, 50, args.log_every
     images = [str(data / "small320")]
-    rates = {}
-    for b in args.batches:
-        rates[b] = round(probe_rate(settings, images, b, device, args.probe_seconds,
-                                    init), 2)
-        print(f"probe: batch {b}: {rates[b]} images/s", flush=True)
-    best = max(rates, key=rates.get)
-    record["phases"]["probe"] = dict(images_per_s=rates, batch=best, compile="not tried: its build time "
-                                     "would not pay back within a budget of minutes")
+    train_s = 60 * min(args.train_minutes, max(0.1, left() / 60 - args.adapt_minutes - args.eval_minutes))
+    probe = probe_training(settings, images, args.batches, device, args.probe_seconds, init, args.probe_compile,
+                           train_s)
+    probe["loader_images_per_s"] = round(loader_rate(settings, images, probe["batch"], args.workers,
+                                                     args.probe_seconds), 1)
+    probe["loader_workers"] = args.workers
+    print(f"probe: data path {probe['loader_images_per_s']} images/s with {args.workers} workers", flush=True)
+    record["phases"]["probe"] = probe
     save_record()
 
-    # CUD: continue the shipped weights on the photographs, checkpoints about every 45 s.
-    settings.train.batch = best
-    settings.train.checkpoint_every = max(10, int(rates[best] / best * 45))
+    # 3. CUD training for most of what is left, validation keeping the best weights.
+    best = probe["batch"]
+    settings.train.batch, settings.train.compile = best, probe["compile"]
+    rate = probe.get("compiled_images_per_s") if probe["compile"] else probe["images_per_s"][best]
+    settings.train.checkpoint_every = max(10, int(rate / best * 45))
     val = [s for s in (load_set("ir-vis", data / "val_nato/a", data / "val_nato/b", 8),
                        load_set("multi-focus", data / "val_mffw/a", data / "val_mffw/b", 8)) if s.pairs]
-    run_dir = work / "cud"
-    courier = Courier([(run_dir / "model.pt", out / f"{args.model}.pt"), (run_dir / "log.csv", out / "log.csv"),
-                       (run_dir / "val.csv", out / "val.csv")], args.copy_every)
-    courier.start()
-    minutes = min(args.train_minutes, max(0.1, (left() - 60 * (args.adapt_minutes + args.bench_minutes)) / 60))
+    cud_dir = work / "cud"
+    courier.keep(cud_dir / "best.pt", f"{args.model}.pt")
+    minutes = min(args.train_minutes, max(0.1, left() / 60 - args.adapt_minutes - args.eval_minutes))
     t0 = time.perf_counter()
-    train(images, settings, run_dir, minutes=minutes, init=init, validation=val,
-          val_every=args.val_every)
-    courier.stop()
+    train(images, settings, cud_dir, minutes=minutes, init=init, validation=val, val_every=args.val_every)
     record["phases"]["cud"] = dict(minutes=round((time.perf_counter() - t0) / 60, 2), batch=best,
-                                   iterations=settings.train.iterations, crop=args.crop)
+                                   iterations=settings.train.iterations, crop=args.crop, compile=settings.train.compile)
     save_record()
 
-    # IR-visible adaptation of the new CUD weights with fusion losses.
+    # 4. IR-visible adaptation of the best CUD weights with the CPU recipe's settings.
+    adapt_dir = work / "adapt"
     if args.adapt_minutes > 0 and (data / "roadscene/a").is_dir():
-        adapt_dir = work / "adapt"
-        s2 = Settings()
+        recipe = "adapt-ir-vis.yaml" if args.model == "defusion" else "fast-adapt-ir-vis.yaml"
+        s2 = load_settings(ROOT / "configs" / recipe)
         s2.model.name = args.model
-        s2.train.crop, s2.train.batch, s2.train.lr, s2.train.warmup = args.crop, best, args.adapt_lr, 20
-        s2.train.workers, s2.train.log_every, s2.train.amp = args.workers, 10, args.amp
-        s2.train.checkpoint_every = settings.train.checkpoint_every
-        s2.adapt.gradient = args.adapt_gradient
-        courier = Courier([(adapt_dir / "model.pt", out / f"{args.model}_ir_vis.pt"),
-                           (adapt_dir / "log.csv", out / "adapt_log.csv")], args.copy_every)
-        courier.start()
+        s2.train.batch, s2.train.workers, s2.train.amp = best, args.workers, args.amp
+        s2.train.crop = min(s2.train.crop, args.crop)  # the recipe's, unless the dry run's tiny pairs need less
+        s2.train.log_every, s2.train.checkpoint_every = args.log_every, settings.train.checkpoint_every
         t0 = time.perf_counter()
-        minutes = min(args.adapt_minutes, max(0.1, (left() - 60 * args.bench_minutes) / 60))
-        train(None, s2, adapt_dir, minutes=minutes, init=run_dir / "model.pt",
+        minutes = min(args.adapt_minutes, max(0.1, left() / 60 - args.eval_minutes))
+        train(None, s2, adapt_dir, minutes=minutes, init=cud_dir / "best.pt",
               adapt=dict(task="ir-vis", a=[str(data / "roadscene/a")], b=[str(data / "roadscene/b")]))
-        courier.stop()
-        record["phases"]["adapt"] = dict(minutes=round((time.perf_counter() - t0) / 60, 2),
-                                         iterations=s2.train.iterations)
+        record["phases"]["adapt"] = dict(minutes=round((time.perf_counter() - t0) / 60, 2), recipe=recipe,
+                                         iterations=s2.train.iterations, batch=best)
         save_record()
 
-    # The benchmark matrix, in a child process with a hard time limit; its JSON is rewritten after every record.
-    guard = max(10.0, left() - 15)
-    cmd = [sys.executable, "-m", "defusion_rt", "bench", "--device", str(device), "--model", args.model,
-           "--engines", args.engines,
-           "--precisions", args.precisions, "--sizes", args.sizes, "--batch", args.bench_batches,
-           "--budget", str(args.bench_budget), "--weights", str(run_dir / "model.pt"),
-           "--json", str(out / "bench.json"), "--out-dir", str(work / "bench")]
-    clip = data / "clip"
-    if (clip / "ir.mp4").is_file():
-        cmd += ["--e2e", f"{clip / 'ir.mp4'},{clip / 'vis.mp4'}", "--e2e-frames", str(args.e2e_frames)]
-    t0 = time.perf_counter()
-    try:
-        rc = subprocess.run(cmd, cwd=ROOT, timeout=guard).returncode
-    except subprocess.TimeoutExpired:
-        rc = "timed out (partial results kept)"
-    record["phases"]["bench"] = dict(seconds=round(time.perf_counter() - t0, 1), guard_s=round(guard), rc=rc)
+    # 5. Keep the adapted weights only where they beat the shipped ones on the validation pairs.
+    if (adapt_dir / "model.pt").is_file() and val and val[0].task == "ir-vis":
+        shipped = default_weights(args.model, task="ir-vis")
+        new = _scores(adapt_dir / "model.pt", args.model, val[0].pairs, device)
+        old = _scores(shipped, args.model, val[0].pairs, device) if shipped and shipped.is_file() else None
+        better = old is None or all(new[k] > old[k] for k in ("Qabf", "MI", "VIF"))
+        if better:
+            courier.keep(adapt_dir / "model.pt", f"{args.model}_ir_vis.pt")
+        record["phases"]["evaluate"] = dict(set=val[0].name, adapted=new, shipped=old, kept=better,
+                                            shipped_file=str(shipped) if shipped else None)
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     save_record()
+    courier.stop()
     print(f"kit done in {(time.perf_counter() - t_start) / 60:.1f} min; files in {out}: "
           + ", ".join(p.name for p in sorted(out.iterdir())), flush=True)
 
@@ -258,35 +289,35 @@ def main() -> None:
     pp = sub.add_parser("prepare", help="copy the data that travels into runs/gpu_data")
     pp.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     pp.add_argument("--roadscene-pairs", type=int, default=80)
-    r = sub.add_parser("run", help="train, adapt and benchmark (the GPU machine's single command)")
+    r = sub.add_parser("run", help="benchmark, train, adapt and evaluate (the GPU machine's single command)")
     r.add_argument("--out", default=os.environ.get("OUT", "runs/gpu_out"))
     r.add_argument("--work", default="/tmp/defusion_kit", help="run folders (checkpoints stay here)")
     r.add_argument("--data", default=str(DATA))
     r.add_argument("--device", default="auto")
-    r.add_argument("--model", default="defusion_fast", choices=["defusion_fast", "defusion"],
-                   help="the variant to train: the default one everywhere (defusion_fast) or the paper network")
+    r.add_argument("--model", default="defusion", choices=["defusion_fast", "defusion"],
+                   help="the variant to train: the paper network (default) or the real-time variant")
     r.add_argument("--init", help="weights to continue (default: the shipped ones; 'none': from scratch)")
     r.add_argument("--width", type=float, default=1.0)
-    r.add_argument("--total-minutes", type=float, default=9.3, help="hard budget of the whole kit")
-    r.add_argument("--train-minutes", type=float, default=5.5)
+    r.add_argument("--total-minutes", type=float, default=8.8, help="hard budget of the whole kit")
+    r.add_argument("--bench-minutes", type=float, default=2.2, help="benchmarks and profile, first")
+    r.add_argument("--train-minutes", type=float, default=30.0, help="CUD training: at most this, else what is left")
     r.add_argument("--adapt-minutes", type=float, default=1.0)
-    r.add_argument("--bench-minutes", type=float, default=2.3, help="reserved for the benchmark")
-    r.add_argument("--probe-seconds", type=float, default=5.0)
-    r.add_argument("--batches", type=lambda t: [int(x) for x in t.split(",")], default=[8, 16, 32])
+    r.add_argument("--eval-minutes", type=float, default=0.4, help="reserved for the final evaluation")
+    r.add_argument("--probe-seconds", type=float, default=4.0)
+    r.add_argument("--probe-compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="time the compiled training step too, and train compiled where its build pays back")
+    r.add_argument("--batches", type=lambda t: [int(x) for x in t.split(",")], default=[32, 64])
     r.add_argument("--crop", type=int, default=256)
     r.add_argument("--amp", default="auto", help="auto (bf16 where supported) | bf16 | fp16 | off")
     r.add_argument("--lr", type=float, help="default: 2e-3 for defusion_fast, 5e-4 for defusion")
-    r.add_argument("--adapt-lr", type=float, default=2e-4)
-    r.add_argument("--adapt-gradient", type=float, default=0.25)
-    r.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    r.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 1))
+    r.add_argument("--log-every", type=int, default=20, help="training steps between loss reads (host syncs)")
     r.add_argument("--val-every", type=float, default=1.0)
-    r.add_argument("--copy-every", type=float, default=60.0)
-    r.add_argument("--engines", default="eager,compile:fp16,torchscript:fp16,export:fp16")
-    r.add_argument("--precisions", default="fp32,fp16,bf16")
-    r.add_argument("--sizes", default="640x480,1280x720")
-    r.add_argument("--bench-batches", default="1,8")
+    r.add_argument("--copy-every", type=float, default=30.0)
+    r.add_argument("--bench-engine", default="compile:fp16", help="ENGINE:PRECISION of both networks' benchmark")
+    r.add_argument("--forms-engine", default="eager:fp16", help="ENGINE:PRECISION of the split-attention forms")
+    r.add_argument("--bench-size", default="640x480")
     r.add_argument("--bench-budget", type=float, default=2.0)
-    r.add_argument("--e2e-frames", type=int, default=120)
     args = p.parse_args()
     if args.cmd == "prepare":
         prepare(Path(args.shared), args.roadscene_pairs)

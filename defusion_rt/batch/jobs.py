@@ -13,7 +13,7 @@ from typing import Callable
 import yaml
 from rich.console import Console
 
-from ..config import build
+from ..config import build, yaml_problem
 from ..errors import UserError
 from ..imageio import IMAGE_EXTS
 from ..pipeline import Pipeline, PipelineSettings
@@ -92,7 +92,7 @@ def jobs_from_manifest(path: Path, out: Path | None) -> list[Job]:
         try:
             rows = yaml.safe_load(path.read_text()) or []
         except yaml.YAMLError as err:
-            raise UserError(f"manifest {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+            raise UserError(f"manifest {path} is not valid YAML: {yaml_problem(err)}") from None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise UserError(f"manifest {path} must be a list of mappings with a, b and optional output")
     here, out = path.parent, Path(out) if out else path.parent

@@ -23,6 +23,7 @@ from ..engines.eager import EagerEngine
 from ..engines.padding import pad
 from ..errors import UserError
 from ..model import create_model
+from ..outputs import written
 from ..samples import sample_pair
 from .telemetry import GpuSampler, machine
 
@@ -166,10 +167,10 @@ def run_matrix(s: BenchSettings, console: Console) -> dict:
 def _save_partial(s: BenchSettings, device, weights: str, records: list[dict]) -> None:
     if s.partial:
         tmp = Path(s.partial).with_suffix(".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(dict(partial=True, weights=weights, machine=machine(), device=device.type,
-                                       records=records), indent=1))
-        tmp.replace(s.partial)
+        with written(s.partial, "results"):
+            tmp.write_text(json.dumps(dict(partial=True, weights=weights, machine=machine(), device=device.type,
+                                           records=records), indent=1))
+            tmp.replace(s.partial)
 
 
 def _add_speedups(records: list[dict]) -> None:
@@ -276,8 +277,9 @@ def stream_overlap(best: dict, model, device, s: BenchSettings, frames: int = 12
     return out
 
 
-def profile(s: BenchSettings, engine_name: str, precision: str, size: tuple[int, int], rows: int = 30) -> str:
-    """torch.profiler table of one forward pass (after a warm-up call), sorted by self time per operator."""
+def profile(s: BenchSettings, engine_name: str, precision: str, size: tuple[int, int], rows: int = 30) -> tuple[str, dict]:
+    """torch.profiler of one forward pass (after a warm-up call), sorted by self time per operator: the table as
+    text, and its top rows as a dict for JSON (so every run's profile can be compared by a script)."""
     device = torch.device(s.device if s.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     model = create_model(s.model, weights=s.weights, pretrained=s.weights is None)
     engine = create_engine(engine_name, str(device), precision, model=model,
@@ -292,7 +294,21 @@ def profile(s: BenchSettings, engine_name: str, precision: str, size: tuple[int,
     head = (f"profile: {engine_name} {precision} {size[0]}x{size[1]} (input {tuple(a.shape)}) on {device_slug_for(device)}, "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return head + prof.key_averages().table(sort_by=sort, row_limit=rows)
+    averages = prof.key_averages()
+    return head + averages.table(sort_by=sort, row_limit=rows), _profile_rows(averages, device, rows) | dict(
+        engine=engine_name, precision=precision, size=list(size), input=list(a.shape), model=s.model,
+        machine=machine())
+
+
+def _profile_rows(averages, device: torch.device, rows: int) -> dict:
+    """Operators by self time on the device that ran them (CUDA time on a GPU), with their share of the total."""
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    ops = [e for e in averages if getattr(e, attr, 0) > 0]
+    total = sum(getattr(e, attr) for e in ops) or 1.0
+    ops.sort(key=lambda e: -getattr(e, attr))
+    return dict(time=attr, total_us=round(total, 1), ops=[
+        dict(name=e.key, calls=e.count, self_us=round(getattr(e, attr), 1), share=round(getattr(e, attr) / total, 4))
+        for e in ops[:rows]])
 
 
 def device_slug_for(device: torch.device) -> str:

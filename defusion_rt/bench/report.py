@@ -12,7 +12,8 @@ START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
 
 def load_results(folder: Path) -> list[dict]:
     """The benchmark matrices saved in `folder` (other JSON there, such as live-latency runs, is left out)."""
-    found = [json.loads(p.read_text()) | {"_file": p.name} for p in sorted(Path(folder).glob("*.json"))]
+    found = [json.loads(p.read_text()) | {"_file": p.name} for p in sorted(Path(folder).glob("*.json"))
+             if not p.name.startswith(".")]  # .partial_*.json: a run still measuring
     return [r for r in found if "records" in r]
 
 

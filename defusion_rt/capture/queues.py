@@ -34,7 +34,8 @@ class FrameQueue:
                 self.items.popleft()
                 self.dropped += 1
             self.items.append(item)  # END always fits: a finished source must be able to say so
-            self.high_water = max(self.high_water, len(self.items))
+            if item is not END:  # the high-water mark counts frames; END is a marker, not a queued frame
+                self.high_water = max(self.high_water, len(self.items))
             self.cond.notify_all()
 
     def get(self, timeout: float | None = None, poll: float = 0.05):

@@ -7,6 +7,9 @@ import threading
 import time
 from typing import Callable
 
+import cv2
+
+from ..errors import UserError
 from .queues import END, Closed, FrameQueue
 from .sources import Frame, Source, VideoSource
 
@@ -43,11 +46,12 @@ class CaptureThread(threading.Thread):
             self.stop.wait(delay)
             try:
                 src.reopen()
-                self.reconnects += 1
-                self.on_status(src.info.spec, "ok")
-                return True
-            except Exception:
+            except (UserError, cv2.error, OSError):  # still away: try again later (a bug is not caught here)
                 delay = min(delay * 2, self.backoff[1])
+                continue
+            self.reconnects += 1
+            self.on_status(src.info.spec, "ok")
+            return True
         return False
 
     def run(self) -> None:

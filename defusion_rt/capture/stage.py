@@ -88,9 +88,15 @@ class CaptureStage:
 
     @property
     def dropped(self) -> int:
+        return sum(self.dropped_by_stream.values())
+
+    @property
+    def dropped_by_stream(self) -> dict[str, int]:
+        """Frames of each stream not fused: dropped by its live queue (freshest first) or by pairing."""
         if not self.threads:
-            return 0
-        return sum(q.dropped for q in self.queues) + self.pairs.dropped_a + self.pairs.dropped_b
+            return {"A": 0, "B": 0}
+        qa, qb = (q.dropped for q in self.queues)
+        return {"A": qa + self.pairs.dropped_a, "B": qb + self.pairs.dropped_b}
 
     @property
     def frames_read(self) -> tuple[int, int]:

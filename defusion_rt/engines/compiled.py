@@ -54,6 +54,7 @@ class CompiledEngine(Engine):
         if self.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
         self._digest = None
+        self.cache_state = ""  # "loaded" or "built" once an engine file was used (warm-up says which)
         self._built: dict[tuple, Callable] = {}
         self._lock = threading.Lock()  # execution contexts are not thread-safe: one call at a time
 
@@ -70,7 +71,9 @@ class CompiledEngine(Engine):
         path = self.cache_path(shape)
         if path.is_file():
             try:
-                return load(path)
+                built = load(path)
+                self.cache_state = "loaded"
+                return built
             except Exception as err:  # an unreadable cache costs a rebuild, never a wrong result
                 print(f"warning: engine cache {path} failed to load ({type(err).__name__}); rebuilding it",
                       file=sys.stderr)
@@ -81,6 +84,7 @@ class CompiledEngine(Engine):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+        self.cache_state = "built"
         return load(path)
 
     def example(self, shape: tuple) -> tuple[torch.Tensor, torch.Tensor]:

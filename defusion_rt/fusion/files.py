@@ -20,14 +20,18 @@ def pair_folders(dir_a: Path, dir_b: Path) -> tuple[list[tuple[Path, Path]], lis
     return pairs, unpaired
 
 
-def _fuse_one(fuser: Fuser, pa: Path, pb: Path, out: Path, resize: bool, model=None) -> None:
+def _fuse_one(fuser: Fuser, pa: Path, pb: Path, resize: bool, model=None) -> dict[str, object]:
+    """The fused image (and the decomposition when `model` is given) of one pair, by name."""
     a = read_image(pa)
     b = match_sizes(a, read_image(pb), resize, (str(pa), str(pb)))
-    write_image(out, fuser(a, b))
-    if model is not None:
-        for name, img in decompose(model, a, b, fuser.task, fuser.engine.device, fuser.pad_px).items():
-            if name != "fused":
-                write_image(out.with_name(f"{out.stem}_{name}{out.suffix}"), img)
+    parts = decompose(model, a, b, fuser.task, fuser.engine.device, fuser.pad_px) if model is not None else {}
+    return parts | {"fused": fuser(a, b)}  # the fused image as the engine makes it (colour, precision)
+
+
+def _write(images: dict, out: Path) -> None:
+    """A failed write is the whole command's error (the next would fail too), not one pair's."""
+    for name, img in images.items():
+        write_image(out if name == "fused" else out.with_name(f"{out.stem}_{name}{out.suffix}"), img)
 
 
 def fuse_paths(fuser: Fuser, a: Path, b: Path, out: Path, resize: bool = False, model=None) -> list[Path]:
@@ -41,7 +45,7 @@ def fuse_paths(fuser: Fuser, a: Path, b: Path, out: Path, resize: bool = False, 
     if a.is_file():
         if out.suffix.lower() not in IMAGE_EXTS:
             raise UserError(f"output {out} needs an image extension (.png, .jpg, ...)")
-        _fuse_one(fuser, a, b, out, resize, model)
+        _write(_fuse_one(fuser, a, b, resize, model), out)
         return [out]
     pairs, unpaired = pair_folders(a, b)
     if not pairs:
@@ -54,9 +58,11 @@ def fuse_paths(fuser: Fuser, a: Path, b: Path, out: Path, resize: bool = False, 
         for pa, pb in pairs:
             target = out / f"{pa.stem}.png"
             try:
-                _fuse_one(fuser, pa, pb, target, resize, model)
-                written.append(target)
-            except UserError as err:  # one bad pair does not stop the folder
+                images = _fuse_one(fuser, pa, pb, resize, model)
+            except UserError as err:  # one unreadable or mismatched pair does not stop the folder
                 progress.console.print(f"skipped {pa.name}: {err}")
+            else:
+                _write(images, target)
+                written.append(target)
             progress.advance(task)
     return written

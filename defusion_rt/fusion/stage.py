@@ -94,11 +94,14 @@ class FusionStage:
         if not hasattr(self.engine, "prepare"):
             return
         w, h = size
-        say(f"building the {self.engine.describe()} engine for {w}x{h} (once per size)")
+        say(f"preparing the {self.engine.describe()} engine for {w}x{h}")
+        t0 = time.monotonic()
         zeros = torch.zeros(batch, 1 if self.fuser.grey else 3, h, w, device=self.engine.device)
         with torch.inference_mode():
             for _ in range(3):  # the first calls after a build also set up oneDNN primitives and the allocator
                 self.fuser.fuse_tensors(zeros, zeros)
+        how = {"loaded": "loaded from the disk cache", "built": "built and cached on disk (later runs load it)"}
+        say(f"engine {how.get(getattr(self.engine, 'cache_state', ''), 'ready')} in {time.monotonic() - t0:.1f} s")
 
     def start(self, pairs: Callable[[], Pair | None], register: Callable, out: FrameQueue, batch: int,
               stop: threading.Event, stall_s: float) -> None:
@@ -119,7 +122,7 @@ class FusionStage:
             while not done and not stop.is_set():
                 items = []
                 while len(items) < batch:
-                    pair = pairs()
+                    pair = self._next_pair(pairs, stall_s)
                     if pair is None:
                         done = True
                         break
@@ -132,13 +135,19 @@ class FusionStage:
             self._emit(streamed.flush(), out)
         except Closed:
             pass
-        except TimeoutError:
-            self.error = UserError(f"a source stalled: no frame for {stall_s:.0f} s; check the camera or stream "
-                                   "(live sources reconnect automatically)")
         except BaseException as err:  # surfaced on the main thread, traceback and all
             self.error = err
         finally:
             out.put(END)
+
+    @staticmethod
+    def _next_pair(pairs: Callable[[], Pair | None], stall_s: float) -> Pair | None:
+        """The next pair; waiting longer than the sources allow is a stall (any other timeout is a bug)."""
+        try:
+            return pairs()
+        except TimeoutError:
+            raise UserError(f"a source stalled: no frame for {stall_s:.0f} s; check the camera or stream "
+                            "(live sources reconnect automatically)") from None
 
     @staticmethod
     def _emit(finished, out: FrameQueue) -> None:

@@ -75,9 +75,40 @@ def _read_weights(path: Path) -> dict:
     except Exception as err:  # corrupt, truncated, or a pickle holding code
         raise UserError(f"cannot read weights {path} ({type(err).__name__}); the file is corrupt or not a "
                         f"defusion-rt weight file; {TRAIN_HINT}") from None
-    if not isinstance(blob, dict) or "state_dict" not in blob:
-        raise UserError(f"weights {path} hold no 'state_dict'; {TRAIN_HINT}")
-    return blob
+    state = _unwrap(blob)
+    if state is None:
+        raise UserError(f"weights {path} hold no state dict (a mapping of parameter names to tensors, alone or "
+                        f"under 'state_dict' or 'model'); {TRAIN_HINT}")
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}  # DDP, compile
+    arch = blob.get("arch") if isinstance(blob.get("arch"), dict) else _guess_arch(state)
+    return {**blob, "state_dict": state, "arch": arch}
+
+
+# Where training scripts put the weights: ours, PyTorch Lightning and most repositories, plain state dicts.
+WRAPPERS = ("state_dict", "model", "model_state_dict", "net", "network", "params")
+
+
+def _unwrap(blob) -> dict | None:
+    """The parameter mapping inside a loaded file: the file itself, or under one of the common keys."""
+    if not isinstance(blob, dict):
+        return None
+    if blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
+        return blob
+    for key in WRAPPERS:
+        if isinstance(blob.get(key), dict):
+            return _unwrap(blob[key])
+    return None
+
+
+def _guess_arch(state: dict) -> dict:
+    """A plain state dict's family and width: the family whose parameter names it has, the width from its first
+    convolution's output channels against that family's full-width network."""
+    for family, (net, config) in ARCHS.items():
+        ref = net(config()).state_dict()
+        if ref.keys() == state.keys():
+            first = next(iter(ref))
+            return {"family": family, "width": state[first].shape[0] / ref[first].shape[0]}
+    return {}
 
 
 def create_model(name: str = "defusion", weights: str | Path | None = None, width: float | None = None,
@@ -107,17 +138,27 @@ def create_model(name: str = "defusion", weights: str | Path | None = None, widt
     net, config = ARCHS[family]
     model = net(config(width=width or VARIANTS[name]["width"]))
     if blob is not None:
-        state = {k.removeprefix("module."): v.float() for k, v in blob["state_dict"].items()}
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError:  # same keys, other shapes: another width
-            missing, unexpected = ["(tensor shapes differ)"], []
-        if missing or unexpected:
-            raise UserError(f"weights {weights} do not fit model '{name}' ({len(missing)} missing, "
-                            f"{len(unexpected)} unexpected keys, e.g. {(missing or unexpected)[0]}); "
-                            "pass the matching --model or retrain")
+        _check_fit(model, blob["state_dict"], weights, name)
+        model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
     model.variant = name  # engines name it in the overlay and the run summary
     return model.eval()
+
+
+def _check_fit(model: nn.Module, state: dict, weights, name: str) -> None:
+    """One line naming the first parameter that is missing, unexpected or of another shape."""
+    ours = model.state_dict()
+    missing, unexpected = [k for k in ours if k not in state], [k for k in state if k not in ours]
+    shapes = [k for k in ours if k in state and ours[k].shape != state[k].shape]
+    if not (missing or unexpected or shapes):
+        return
+    if shapes:
+        k = shapes[0]
+        first = f"{k} is {tuple(state[k].shape)} in the file but {tuple(ours[k].shape)} in the model"
+    else:
+        first = f"{'missing' if missing else 'unexpected'} key {(missing or unexpected)[0]}"
+    raise UserError(f"weights {weights} do not fit model '{name}' ({len(missing)} missing, {len(unexpected)} "
+                    f"unexpected, {len(shapes)} of another shape; first: {first}); pass the matching --model "
+                    "or retrain")
 
 
 def family_of(model: nn.Module) -> str:

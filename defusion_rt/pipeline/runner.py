@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import traceback
 from collections import deque
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -129,11 +130,18 @@ class Pipeline:
         summary.seconds = time.monotonic() - start
         self._summarise(st, summary)
         errors = [e for e in [st.fusion.error, *st.capture.errors] if e is not None]
-        if errors and not isinstance(errors[0], UserError):
+        user = [str(e) for e in errors if isinstance(e, UserError)]
+        bugs = [e for e in errors if not isinstance(e, UserError)]
+        if summary.stopped_by == "error":  # the render stage's own (a recording that could not be written)
+            user.insert(0, summary.message)
+        if bugs:  # a bug: its traceback, now that every stage has stopped; nothing else is dropped
+            summary.stopped_by, summary.message = "error", "; ".join(user)
             print_summary(summary, self.console)
-            raise errors[0]  # a bug: its own traceback, now that every stage has stopped
-        if errors:
-            summary.stopped_by, summary.message = "error", str(errors[0])
+            for other in bugs[1:]:
+                self.console.print(f"[red]another thread failed too:\n" + "".join(traceback.format_exception(other)))
+            raise bugs[0]
+        if user:
+            summary.stopped_by, summary.message = "error", "; also: ".join(dict.fromkeys(user))
         elif not summary.stopped_by:
             summary.stopped_by = "end of sources"
         return summary
@@ -174,12 +182,19 @@ class Pipeline:
                 if item is END:
                     break
                 fps = meter.tick()
-                stats = dict(fps=fps, engine=summary.engine, frame=st.render.frames + 1, dropped=st.capture.dropped,
+                stats = dict(fps=fps, engine=summary.engine, frame=st.render.frames + 1,
+                             dropped=st.capture.dropped_by_stream,
                              status=st.capture.status, warning=st.register.warning,
                              registration=st.register.describe(),
                              latency_ms=dict(register=item.register_ms, fuse=item.fuse_ms,
                                              total=1000 * (time.monotonic() - item.captured)))
-                if not st.render(item, stats):
+                try:
+                    shown = st.render(item, stats)
+                except UserError as err:  # e.g. the recording's disk is full: stop, keep what was written
+                    summary.stopped_by, summary.message = "error", str(err)
+                    self.stop.set()
+                    break
+                if not shown:
                     self._request_stop(summary, "window closed")
                 progress.update(bar, advance=1, fps=fps)
                 self.on_frame()

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import yaml
 
+from ..config import yaml_problem
 from ..errors import UserError
 
 
@@ -115,7 +116,9 @@ def load_calibration(path: str | Path, fov: str | None = None) -> Registration:
         size_a, size_b = tuple(int(v) for v in data["size_a"]), tuple(int(v) for v in data["size_b"])
         return Registration(m, size_a, size_b, model, fov or data.get("fov", "crop"), data.get("residual_px"),
                             data.get("confidence"))
-    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as err:
-        first = str(err).splitlines()[0] if str(err) else ""  # YAML errors run over several lines
+    except yaml.YAMLError as err:
+        raise UserError(f"calibration file {path} is not valid YAML: {yaml_problem(err)}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        first = str(err).splitlines()[0] if str(err) else ""
         raise UserError(f"calibration file {path} does not parse ({type(err).__name__}: {first}); it needs model, "
                         "matrix, size_a and size_b") from None

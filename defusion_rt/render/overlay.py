@@ -28,7 +28,8 @@ class StatsOverlay:
         lines = [f"{stats.get('fps', 0):5.1f} FPS  {stats.get('engine', '')}"]
         lat = stats.get("latency_ms", {})
         lines.append("  ".join(f"{k} {lat[k]:.0f}ms" for k in self.stages if k in lat))
-        lines.append(f"dropped {stats.get('dropped', 0)}  frame {stats.get('frame', 0)}")
+        drops = stats.get("dropped", {})
+        lines.append(f"dropped A {drops.get('A', 0)} B {drops.get('B', 0)}  frame {stats.get('frame', 0)}")
         lines += [f"{spec}: {st}" for spec, st in stats.get("status", {}).items() if st != "ok"]
         lines.append(stats.get("warning", ""))
         _label(frame, [s for s in lines if s], (6, 6), scale)

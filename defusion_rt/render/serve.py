@@ -107,10 +107,10 @@ class LiveView:
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>defusion-rt live</title>
 <style>body{font-family:sans-serif;background:#111;color:#ddd;margin:1em}img{max-width:100%;background:#000}
-button{margin:.5em 0}pre{font-size:13px}</style></head><body>
+button{margin:.5em 0}td{padding:1px 10px 1px 0;font-size:13px}</style></head><body>
 <h3>defusion-rt: live</h3>
 <button id="toggle">show A | B | fused</button><br><img id="view" alt="live stream">
-<pre id="stats">waiting for statistics...</pre>
+<table id="stats"><tr><td>waiting for statistics...</td></tr></table>
 <script>
 const q = new URLSearchParams(location.search); const token = q.get("token") || "";
 const t = token ? "&token=" + encodeURIComponent(token) : "";
@@ -118,14 +118,24 @@ let sbs = false; const img = document.getElementById("view");
 function show() { img.src = "stream.mjpg?view=" + (sbs ? "sbs" : "fused") + t; }
 document.getElementById("toggle").onclick = () => { sbs = !sbs; show();
   document.getElementById("toggle").textContent = sbs ? "show fused only" : "show A | B | fused"; };
-async function poll() { try { const r = await fetch("stats.json?" + t.slice(1));
-  document.getElementById("stats").textContent = JSON.stringify(await r.json(), null, 1); } catch (e) {} }
+const NAMES = {fps: "frames/s", latency_ms: "latency (ms)", dropped: "dropped (per stream)",
+  viewer_skipped: "frames skipped for slow viewers"};
+function fmt(v) { if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  if (v && typeof v === "object") return Object.entries(v).map(([k, x]) => k + " " + fmt(x)).join(", ");
+  return String(v); }
+async function poll() { try { const r = await fetch("stats.json?" + t.slice(1)); const s = await r.json();
+  const table = document.getElementById("stats"); table.replaceChildren();
+  for (const [k, v] of Object.entries(s)) { if (v === "" || v === null) continue;
+    const row = table.insertRow(); row.insertCell().textContent = NAMES[k] || k.replace(/_/g, " ");
+    row.insertCell().textContent = fmt(v); } } catch (e) {} }
 show(); poll(); setInterval(poll, 1000);
 </script></body></html>"""
 
 
 def _handler(view: LiveView):
     class Handler(BaseHTTPRequestHandler):
+        timeout = 10.0  # a viewer whose socket takes nothing for this long is let go (its thread ends)
+
         def log_message(self, *args) -> None:  # viewers coming and going are not worth a log line each
             pass
 
@@ -173,8 +183,8 @@ def _handler(view: LiveView):
                         continue
                     self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
                                      f"\r\n\r\n".encode() + jpeg + b"\r\n")
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the viewer went away
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                pass  # the viewer went away, or stalled (its socket took nothing for `timeout` s)
             finally:
                 with view.cond:
                     view.viewers -= 1

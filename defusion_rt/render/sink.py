@@ -12,19 +12,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
-
-
-def check_writable(path: Path) -> None:
-    """Fail early on an unwritable path without leaving a file behind (the recording opens at the first frame)."""
-    existed = path.exists()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab"):
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as err:
-        raise UserError(f"cannot write recording {path}: {err.strerror}; choose a writable path") from None
+from ..outputs import check_file
 
 
 class VideoSink:
@@ -37,28 +25,13 @@ class VideoSink:
         self._last_key = time.monotonic()
         self._av = self._cv = None
         self.used = ""
+        self.failed = False
 
     def __enter__(self) -> "VideoSink":
-        check_writable(self.path)
+        check_file(self.path, "recording")
         want_h264 = self.codec in ("auto", "h264") and self.path.suffix.lower() in (".mp4", ".mkv", ".mov")
         if want_h264:
-            try:
-                import av
-                self._av = av.open(str(self.path), "w", options={"movflags": "frag_keyframe+empty_moov", "flush_packets": "1"})
-                rate = Fraction(self.fps).limit_denominator(1001)
-                self._stream = self._av.add_stream("libx264", rate=rate)
-                self._stream.width, self._stream.height = self.size
-                self._stream.pix_fmt = "yuv420p"
-                # zerolatency: no lookahead or B-frames, so every frame leaves the encoder at once; a keyframe
-                # (a new fragment) is forced each second of wall-clock time in write(), so a killed process
-                # loses at most about a second of frames, whatever the frame rate.
-                self._stream.options = {"preset": self.preset, "crf": "20", "tune": "zerolatency"}
-                self._stream.codec_context.gop_size = max(1, round(10 * self.fps))
-                self.used = "H.264 (PyAV/libx264)"
-            except Exception:  # PyAV missing or without libx264: fall back below
-                self._av = None
-                if self.codec == "h264":
-                    raise UserError("H.264 recording needs PyAV with libx264: pip install av") from None
+            self._open_h264()
         if self._av is None:
             fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
             self._cv = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
@@ -66,6 +39,33 @@ class VideoSink:
                 raise UserError(f"OpenCV cannot write {self.path}; use an .mp4 or .avi path")
             self.used = "MPEG-4 Part 2 (OpenCV mp4v)" if fourcc == "mp4v" else "Motion JPEG (OpenCV)"
         return self
+
+    def _open_h264(self) -> None:
+        try:
+            import av
+        except ImportError:
+            av = None
+        if av is not None:
+            try:
+                self._av = av.open(str(self.path), "w",
+                                   options={"movflags": "frag_keyframe+empty_moov", "flush_packets": "1"})
+                self._stream = self._av.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+            except (av.error.FFmpegError, ValueError):  # this FFmpeg build has no libx264: fall back to mp4v
+                if self._av is not None:
+                    self._av.close()
+                self._av = None
+        if self._av is None:
+            if self.codec == "h264":
+                raise UserError("H.264 recording needs PyAV with libx264: pip install av")
+            return
+        self._stream.width, self._stream.height = self.size
+        self._stream.pix_fmt = "yuv420p"
+        # zerolatency: no lookahead or B-frames, so every frame leaves the encoder at once; a keyframe (a new
+        # fragment) is forced each second of wall-clock time in write(), so a killed process loses at most about
+        # a second of frames, whatever the frame rate.
+        self._stream.options = {"preset": self.preset, "crf": "20", "tune": "zerolatency"}
+        self._stream.codec_context.gop_size = max(1, round(10 * self.fps))
+        self.used = "H.264 (PyAV/libx264)"
 
     def write(self, frame: np.ndarray) -> None:
         """frame: HxWx3 uint8 BGR at `size` (odd sizes padded by one pixel)."""
@@ -80,29 +80,42 @@ class VideoSink:
             if now - self._last_key >= self.fragment_s:
                 vf.pict_type = av.video.frame.PictureType.I
                 self._last_key = now
-            for packet in self._stream.encode(vf):
-                self._av.mux(packet)
+            try:
+                for packet in self._stream.encode(vf):
+                    self._av.mux(packet)
+            except OSError as err:  # disk full, file system gone: the fragments written so far stay playable
+                self.failed = True
+                raise UserError(f"recording {self.path} stopped after {self.frames} frames: {err.strerror or err}; "
+                                "it plays up to there. Free space or --record to another disk") from None
         else:
             self._cv.write(frame)
         self.frames += 1
 
     def __exit__(self, *exc) -> None:
         if self._av is not None:
-            for packet in self._stream.encode():
-                self._av.mux(packet)
-            self._av.close()
+            try:
+                if not self.failed:
+                    for packet in self._stream.encode():
+                        self._av.mux(packet)
+            except OSError:
+                pass  # the same full disk: what is written stays
+            finally:
+                try:
+                    self._av.close()
+                except OSError:
+                    pass
         if self._cv is not None:
             self._cv.release()
 
 
 class TimingLog:
-    """Optional CSV of per-frame timestamps and stage latencies, flushed as it goes."""
+    """Optional CSV of per-frame timestamps and stage latencies, flushed once a second."""
 
     FIELDS = ["frame", "index_a", "index_b", "ts_a", "ts_b", "skew_ms", "register_ms", "fuse_ms", "render_ms",
               "total_ms"]
 
     def __init__(self, path: str | Path | None):
-        self.file = None
+        self.file, self._flushed = None, time.monotonic()
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.file = open(path, "w", newline="")
@@ -112,7 +125,9 @@ class TimingLog:
     def write(self, row: dict) -> None:
         if self.file:
             self.writer.writerow({k: row.get(k, "") for k in self.FIELDS})
-            self.file.flush()
+            if time.monotonic() - self._flushed >= 1.0:  # once a second: a killed run loses at most that
+                self.file.flush()
+                self._flushed = time.monotonic()
 
     def close(self) -> None:
         if self.file:

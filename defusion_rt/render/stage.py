@@ -6,6 +6,7 @@ The stage owns what it opens: the window and the timing log open in `__enter__`,
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -16,9 +17,28 @@ from .display import Window, has_screen
 from .overlay import StatsOverlay, side_by_side
 from .serve import LiveView, parse_address
 from .stream_out import StreamSink, check_stream_url, is_stream_url
-from .sink import TimingLog, VideoSink, check_writable
+from ..outputs import check_file
+from .sink import TimingLog, VideoSink
 
 STAGES = ("wait", "register", "fuse", "render", "total")
+
+
+class Window:
+    """A run's latency for one stage in fixed memory: mean over every frame, percentiles over the last `size`
+    (about two minutes at 30 FPS), so an hour-long run holds no more than a short one."""
+
+    def __init__(self, size: int = 4096):
+        self.recent: deque = deque(maxlen=size)
+        self.count, self.total = 0, 0.0
+
+    def add(self, value: float) -> None:
+        self.recent.append(value)
+        self.count += 1
+        self.total += value
+
+    def summary(self) -> dict:
+        return dict(mean=self.total / self.count, p50=float(np.percentile(self.recent, 50)),
+                    p95=float(np.percentile(self.recent, 95)), window=len(self.recent))
 
 
 @dataclass
@@ -44,11 +64,13 @@ class RenderStage:
         self.s, self.warn = s, warn
         self.fps = 0.0                     # the recording's frame rate: stream A's, set once the sources are open
         if s.record:  # fail before any camera opens, not at the first frame
-            check_stream_url(s.record) if is_stream_url(s.record) else check_writable(Path(s.record))
+            check_stream_url(s.record) if is_stream_url(s.record) else check_file(s.record, "recording")
+        if s.csv:
+            check_file(s.csv, "timing log (--csv)")
         if s.serve:
             parse_address(s.serve)
         self.overlay = StatsOverlay()
-        self.latency: dict[str, list[float]] = {k: [] for k in STAGES}
+        self.latency = {k: Window() for k in STAGES}
         self.window: Window | None = None
         self.sink: VideoSink | StreamSink | None = None
         self.log: TimingLog | None = None
@@ -91,7 +113,7 @@ class RenderStage:
                    skew_ms=item.skew_ms, wait_ms=item.wait_ms, register_ms=item.register_ms,
                    fuse_ms=item.fuse_ms, render_ms=1000 * (now - t0), total_ms=1000 * (now - item.captured))
         for k in STAGES:
-            self.latency[k].append(row[f"{k}_ms"])
+            self.latency[k].add(row[f"{k}_ms"])
         self.log.write(row)
         self.frames += 1
         return keep_open
@@ -108,8 +130,7 @@ class RenderStage:
         return []
 
     def latency_summary(self) -> dict:
-        return {k: dict(mean=float(np.mean(v)), p95=float(np.percentile(v, 95))) for k, v in self.latency.items()
-                if v}
+        return {k: w.summary() for k, w in self.latency.items() if w.count}
 
     def __exit__(self, *exc) -> None:
         if self.sink is not None:

@@ -51,9 +51,11 @@ def _mean_scores(fuser: Fuser, vs: ValSet) -> dict:
 
 
 class Validator:
-    """Scores a model on the sets; appends rows to val.csv and redraws val.png after each call."""
+    """Scores a model on the sets; appends rows to val.csv and redraws val.png after each call. `keep_best(iteration,
+    qabf)` is called whenever the mean Qabf over the sets beats every earlier score of this run (best.pt)."""
 
-    def __init__(self, sets: list[ValSet], out: Path, resume: bool = False, start: int = 0):
+    def __init__(self, sets: list[ValSet], out: Path, resume: bool = False, start: int = 0, keep_best=None):
+        self.keep_best, self.best = keep_best, float("-inf")
         self.sets = [s for s in sets if s.pairs]
         self.path, self.png = out / "val.csv", out / "val.png"
         rows = list(csv.DictReader(self.path.open())) if resume and self.path.is_file() else []
@@ -74,6 +76,10 @@ class Validator:
         with self.path.open("a", newline="") as fh:
             csv.DictWriter(fh, FIELDS).writerows(rows)
         model.train(was_training)
+        qabf = float(np.mean([r["Qabf"] for r in rows if r["method"] == "model"]))
+        if self.keep_best and qabf > self.best:
+            self.best = qabf
+            self.keep_best(iteration, qabf)
         self.plot()
         return rows
 
