@@ -396,8 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "sample)")
     r.add_argument("--b", help="source B (visible for ir-vis)")
     _fusion_flags(r)
-    r.add_argument("--record", help="write the fused video here (.mp4 or .avi), or send it: udp://HOST:PORT, "
-                                    "tcp://HOST:PORT (MPEG-TS), rtsp://SERVER/PATH")
+    r.add_argument("--record", action="append", help="write the fused video here (.mp4 or .avi), or send it: "
+                                                     "udp://HOST:PORT, tcp://HOST:PORT (MPEG-TS), rtsp://SERVER/PATH; "
+                                                     "repeat for several outputs")
     r.add_argument("--csv", help="write per-frame timestamps and latencies here")
     r.add_argument("--display", action=argparse.BooleanOptionalAction, default=None, help="show a window")
     r.add_argument("--side-by-side", action="store_true", help="show and record A | B | fused")

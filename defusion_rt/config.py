@@ -9,7 +9,8 @@ import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -102,6 +103,11 @@ def _check_choice(key: str, value: Any, choices: tuple) -> Any:
 def _check_value(key: str, value: Any, typ: Any) -> Any:
     if get_origin(typ) is Literal:
         return _check_choice(key, value, get_args(typ))
+    if get_origin(typ) in (Union, UnionType):  # e.g. one output or a list of them
+        if not isinstance(value, tuple(get_origin(t) or t for t in get_args(typ))):
+            names = " or ".join((get_origin(t) or t).__name__ for t in get_args(typ))
+            raise UserError(f"config key '{key}' must be {names}, got {type(value).__name__} {value!r}")
+        return value
     base = get_origin(typ) or typ
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

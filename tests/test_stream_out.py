@@ -66,7 +66,7 @@ def test_a_receiver_not_up_yet_costs_frames_not_the_run(tmp_path):
                  render=dict(record=f"tcp://127.0.0.1:{port}"))
     summary = Pipeline(s).run()
     assert summary.fused == 20 and summary.stopped_by == "end of sources"
-    assert "network output: 20 frame(s) not sent" in summary.notes[-1]
+    assert f"network output tcp://127.0.0.1:{port}: 20 frame(s) not sent" in summary.notes[-1]
 
 
 @pytest.mark.parametrize("url, message", [("udp://nohost:x", "needs a host and a port"),

@@ -11,6 +11,7 @@ differ by at most `tolerance_s`; otherwise the older frame is dropped (counted) 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from .queues import END, FrameQueue
 from .sources import Frame
@@ -66,9 +67,21 @@ class RecordedPairer:
 
 
 class LivePairer:
-    def __init__(self, qa: FrameQueue, qb: FrameQueue, tolerance_s: float, timeout: float):
-        self.qa, self.qb, self.tol, self.timeout = qa, qb, tolerance_s, timeout
+    """`reconnecting()` says whether a capture thread is reopening its source: the wait goes on then (a camera
+    that is back in 20 s must not end the run), and only a source that stalls without recovering times out."""
+
+    def __init__(self, qa: FrameQueue, qb: FrameQueue, tolerance_s: float, timeout: float,
+                 reconnecting: Callable[[], bool] = lambda: False):
+        self.qa, self.qb, self.tol, self.timeout, self.reconnecting = qa, qb, tolerance_s, timeout, reconnecting
         self.stats = PairStats()
+
+    def _get(self, q: FrameQueue):
+        while True:
+            try:
+                return q.get(self.timeout)
+            except TimeoutError:
+                if not self.reconnecting():
+                    raise
 
     def _freshest(self, q: FrameQueue, first: Frame) -> Frame:
         """Skip to the newest queued frame; older ones are stale."""
@@ -85,8 +98,8 @@ class LivePairer:
         return frame
 
     def next_pair(self) -> tuple[Frame, Frame] | None:
-        fa = self.qa.get(self.timeout)
-        fb = END if fa is END else self.qb.get(self.timeout)  # one stream ended: no need to wait on the other
+        fa = self._get(self.qa)
+        fb = END if fa is END else self._get(self.qb)  # one stream ended: no need to wait on the other
         while True:
             if fa is END or fb is END:
                 return None
@@ -96,7 +109,7 @@ class LivePairer:
                 return fa, fb
             if fa.timestamp < fb.timestamp:  # drop the older frame, wait for a newer one of that stream
                 self.stats.dropped_a += 1
-                fa = self.qa.get(self.timeout)
+                fa = self._get(self.qa)
             else:
                 self.stats.dropped_b += 1
-                fb = self.qb.get(self.timeout)
+                fb = self._get(self.qb)

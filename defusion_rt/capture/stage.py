@@ -73,10 +73,13 @@ class CaptureStage:
             self.threads = [CaptureThread([x], [q], self.stop, **common) for x, q in zip(self.sources, self.queues)]
         wait = s.timeout_s * 3
         qa, qb = self.queues
-        self.pairer = LivePairer(qa, qb, s.tolerance_ms / 1000, wait) if self.live else \
+        self.pairer = LivePairer(qa, qb, s.tolerance_ms / 1000, wait, self.reconnecting) if self.live else \
             RecordedPairer(qa, qb, self.sources[1].info.fps, wait)
         for t in self.threads:
             t.start()
+
+    def reconnecting(self) -> bool:
+        return any(status != "ok" for status in self.status.values())
 
     def next_pair(self) -> tuple[Frame, Frame] | None:
         return self.pairer.next_pair()

@@ -138,7 +138,8 @@ class Pipeline:
             summary.stopped_by, summary.message = "error", "; ".join(user)
             print_summary(summary, self.console)
             for other in bugs[1:]:
-                self.console.print(f"[red]another thread failed too:\n" + "".join(traceback.format_exception(other)))
+                self.console.print("another thread failed too:\n" + "".join(traceback.format_exception(other)),
+                                   soft_wrap=True, markup=False, highlight=False)
             raise bugs[0]
         if user:
             summary.stopped_by, summary.message = "error", "; also: ".join(dict.fromkeys(user))
@@ -216,8 +217,8 @@ class Pipeline:
         summary.repeated_b, summary.skipped_b = pairs.repeated_b, pairs.skipped_b
         summary.latency_ms = st.render.latency_summary()
         summary.registration = st.register.describe()
-        if st.render.frames and self.s.render.record:
-            summary.record, summary.codec = self.s.render.record, st.render.codec
+        if st.render.frames and st.render.outputs:
+            summary.record, summary.codec = ", ".join(st.render.outputs), st.render.codec
         summary.notes = [f"{n}: the file is truncated or damaged" for n in cap.short_sources()] + st.render.notes()
 
 

@@ -17,13 +17,14 @@ from .display import Window, has_screen
 from .overlay import StatsOverlay, side_by_side
 from .serve import LiveView, parse_address
 from .stream_out import StreamSink, check_stream_url, is_stream_url
+from ..errors import UserError
 from ..outputs import check_file
 from .sink import TimingLog, VideoSink
 
 STAGES = ("wait", "register", "fuse", "render", "total")
 
 
-class Window:
+class LatencyWindow:
     """A run's latency for one stage in fixed memory: mean over every frame, percentiles over the last `size`
     (about two minutes at 30 FPS), so an hour-long run holds no more than a short one."""
 
@@ -46,8 +47,9 @@ class RenderSettings:
     display: bool = False       # an OpenCV window (q or Esc stops); ignored without a screen
     side_by_side: bool = False  # show and record A | B | fused
     overlay: bool = True        # FPS, latency and drops drawn on the output
-    record: str = ""            # output video path (.mp4: H.264 via PyAV, else MPEG-4 Part 2; .avi: MJPG), or a
-                                # network output: udp://, tcp:// (MPEG-TS) or rtsp:// (stream_out.py)
+    record: str | list = ""     # output video path (.mp4: H.264 via PyAV, else MPEG-4 Part 2; .avi: MJPG), or a
+                                # network output: udp://, tcp:// (MPEG-TS) or rtsp:// (stream_out.py); a list
+                                # for several at once (record a file and send a stream)
     codec: Literal["auto", "h264", "mp4v"] = "auto"
     # x264's speed/size trade-off: superfast keeps up with the cameras on a small CPU; slower presets give smaller
     # files
@@ -63,16 +65,19 @@ class RenderStage:
     def __init__(self, s: RenderSettings, warn: Callable[[str], None] = print):
         self.s, self.warn = s, warn
         self.fps = 0.0                     # the recording's frame rate: stream A's, set once the sources are open
-        if s.record:  # fail before any camera opens, not at the first frame
-            check_stream_url(s.record) if is_stream_url(s.record) else check_file(s.record, "recording")
+        self.outputs = [s.record] if isinstance(s.record, str) else list(s.record)
+        self.outputs = [o for o in self.outputs if o]
+        for out in self.outputs:  # fail before any camera opens, not at the first frame
+            check_stream_url(out) if is_stream_url(out) else check_file(out, "recording")
         if s.csv:
             check_file(s.csv, "timing log (--csv)")
         if s.serve:
             parse_address(s.serve)
         self.overlay = StatsOverlay()
-        self.latency = {k: Window() for k in STAGES}
+        self.latency = {k: LatencyWindow() for k in STAGES}
         self.window: Window | None = None
-        self.sink: VideoSink | StreamSink | None = None
+        self.sinks: dict[str, VideoSink | StreamSink] = {}  # opened at the first frame (its size)
+        self.lost: list[str] = []  # recordings stopped by a failed write while other outputs went on
         self.log: TimingLog | None = None
         self.live: LiveView | None = None
         self.frames = 0
@@ -99,12 +104,18 @@ class RenderStage:
             else item.image
         if self.s.overlay:  # the fused frame is ours (StreamedFuser made it): draw on it in place
             frame = self.overlay.annotate(np.ascontiguousarray(frame), stats)
-        if self.s.record and self.sink is None:
-            self.sink = StreamSink(self.s.record, self.fps, frame.shape[1::-1], self.s.preset).__enter__() \
-                if is_stream_url(self.s.record) else \
-                VideoSink(self.s.record, self.fps, frame.shape[1::-1], self.s.codec, self.s.preset).__enter__()
-        if self.sink is not None:
-            self.sink.write(frame)
+        if self.outputs and not self.sinks and not self.lost:
+            self.sinks = {out: self._open(out, frame.shape[1::-1]) for out in self.outputs}
+        for out, sink in list(self.sinks.items()):
+            try:
+                sink.write(frame)
+            except UserError as err:  # a recording's disk is full: it stops, playable; the rest goes on
+                sink.__exit__(None, None, None)
+                del self.sinks[out]
+                self.lost.append(str(err))
+                if not (self.sinks or self.window or self.live):
+                    raise  # it was the only output: the run stops with this one line
+                self.warn(f"{err}; the other outputs go on")
         keep_open = self.window.show(frame) if self.window else True
         if self.live is not None:
             self.live.publish(frame, item.a, item.b, item.image, stats)
@@ -118,23 +129,29 @@ class RenderStage:
         self.frames += 1
         return keep_open
 
+    def _open(self, out: str, size: tuple[int, int]) -> VideoSink | StreamSink:
+        if is_stream_url(out):
+            return StreamSink(out, self.fps, size, self.s.preset).__enter__()
+        return VideoSink(out, self.fps, size, self.s.codec, self.s.preset).__enter__()
+
     @property
     def codec(self) -> str:
-        return self.sink.used if self.sink else ""
+        return ", ".join(dict.fromkeys(sink.used for sink in self.sinks.values()))
 
     def notes(self) -> list[str]:
-        sink = self.sink
-        if isinstance(sink, StreamSink) and (sink.dropped or sink.reconnects):
-            return [f"network output: {sink.dropped} frame(s) not sent while the receiver was away, "
-                    f"{sink.reconnects} reconnect(s)"]
-        return []
+        notes = list(self.lost)
+        for out, sink in self.sinks.items():
+            if isinstance(sink, StreamSink) and (sink.dropped or sink.reconnects):
+                notes.append(f"network output {out}: {sink.dropped} frame(s) not sent while the receiver was away, "
+                             f"{sink.reconnects} reconnect(s)")
+        return notes
 
     def latency_summary(self) -> dict:
         return {k: w.summary() for k, w in self.latency.items() if w.count}
 
     def __exit__(self, *exc) -> None:
-        if self.sink is not None:
-            self.sink.__exit__(None, None, None)
+        for sink in self.sinks.values():
+            sink.__exit__(None, None, None)
         if self.log is not None:
             self.log.close()
         if self.window is not None:
