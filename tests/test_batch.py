@@ -94,6 +94,7 @@ def test_manifest_mistakes_are_one_line(tmp_path, text, message):
         settings_for(jobs[0], PipelineSettings())
 
 
+@pytest.mark.timeout(700)  # the subprocesses carry their own limits: this one must not cut them
 def test_the_command_with_two_workers_and_a_failing_pair(tmp_path):
     a, b = archive(tmp_path, n_pairs=4)
     (a / "broken.mp4").write_bytes(b"not a video")
@@ -110,6 +111,7 @@ def test_the_command_with_two_workers_and_a_failing_pair(tmp_path):
     assert "4 already complete, 1 to fuse" in again.stderr and again.returncode == 2
 
 
+@pytest.mark.timeout(700)  # the subprocesses carry their own limits: this one must not cut them
 def test_ctrl_c_keeps_what_is_complete_and_a_rerun_finishes_the_rest(tmp_path):
     import signal
     import time

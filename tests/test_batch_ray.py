@@ -33,6 +33,7 @@ def _kill_first_pair_worker(stop: threading.Event, killed: list) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.timeout(1300)  # two subprocesses of up to 600 s each carry their own limits
 def test_ray_retries_a_killed_worker_and_a_rerun_does_nothing(tmp_path):
     a, b = archive(tmp_path, n_pairs=4, frames=150)
     out = tmp_path / "out"

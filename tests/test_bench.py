@@ -2,9 +2,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from defusion_rt.bench import load_results, markdown_table, update_readme
 
 
+@pytest.mark.timeout(420)  # above its subprocess's own 300 s: the child's limit is the one that should speak
 def test_bench_writes_records_telemetry_and_the_readme_table(tmp_path, tiny_model):
     from defusion_rt.model import export_weights
     weights = export_weights(tiny_model, tmp_path / "w.pt")
@@ -53,6 +56,7 @@ def test_bench_profile_writes_the_operator_table(tmp_path, tiny_model):
     assert any("conv" in op["name"] for op in rows["ops"]) and 0.3 < sum(op["share"] for op in rows["ops"]) <= 1.0001
 
 
+@pytest.mark.timeout(700)  # the subprocesses carry their own limits: this one must not cut them
 def test_a_missing_end_to_end_source_is_named_before_any_model_runs(tmp_path):
     for e2e, says in ((str(tmp_path / "a.mp4") + "," + str(tmp_path / "b.mp4"), "source not found"),
                       ("only_one.mp4", "two sources")):

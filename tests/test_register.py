@@ -192,6 +192,7 @@ def test_plausible_scale_is_measured_between_the_views_not_the_pixel_counts():
     assert not plausible(quarter, (640, 360), (640, 360))[0]
 
 
+@pytest.mark.timeout(700)  # the subprocesses carry their own limits: this one must not cut them
 def test_calibrate_and_run_refuse_an_untrusted_estimate(tmp_path):
     a, _ = _crossmodal(1)
     unrelated = cv2.GaussianBlur(np.random.default_rng(7).integers(0, 255, (240, 320, 3), np.uint8), (0, 0), 2)
@@ -203,6 +204,7 @@ def test_calibrate_and_run_refuse_an_untrusted_estimate(tmp_path):
                           "--b", str(tmp_path / "b" / "000001.png"), "-o", str(tmp_path / "cal.yaml")],
                          capture_output=True, text=True, timeout=120)
     assert cal.returncode == 2 and "failed its check" in cal.stderr and not (tmp_path / "cal.yaml").exists()
+    assert "give a still pair with more structure" in cal.stderr and "--frames" not in cal.stderr  # stills: no video
     run = subprocess.run([sys.executable, "-m", "defusion_rt", "run", "--a", str(tmp_path / "a"), "--b",
                           str(tmp_path / "b"), "--method", "average", "--register", "auto", "--record",
                           str(tmp_path / "out.mp4")], capture_output=True, text=True, timeout=300)

@@ -90,3 +90,22 @@ def test_every_thread_error_is_kept(tmp_path, monkeypatch, capsys):
     other = "B" if str(raised.value).endswith("A") else "A"
     err = capsys.readouterr().err
     assert "another thread failed too" in err and f"capture bug in source {other}" in err
+
+
+def test_the_engine_message_says_built_or_loaded(tmp_path, monkeypatch, tiny_model):
+    """A cached engine is loaded, not built again, and the run says which."""
+    import io
+
+    from rich.console import Console
+
+    from defusion_rt.model import export_weights
+    monkeypatch.setenv("DEFUSION_RT_CACHE", str(tmp_path / "cache"))
+    weights = str(export_weights(tiny_model, tmp_path / "w.pt"))
+    said = []
+    for _ in range(2):
+        text = io.StringIO()
+        s = settings(sources=dict(sample_frames=2), fusion=dict(weights=weights, engine="torchscript",
+                                                                 precision="fp32", device="cpu"))
+        assert Pipeline(s, console=Console(file=text, width=200)).run().fused == 2
+        said.append(text.getvalue())
+    assert "engine built and cached on disk" in said[0] and "loaded from the disk cache" in said[1]

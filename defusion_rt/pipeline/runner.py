@@ -184,7 +184,7 @@ class Pipeline:
                     break
                 fps = meter.tick()
                 stats = dict(fps=fps, engine=summary.engine, frame=st.render.frames + 1,
-                             dropped=st.capture.dropped_by_stream,
+                             dropped=st.capture.dropped_by_stream, queued=st.capture.queued | {"fused": len(out)},
                              status=st.capture.status, warning=st.register.warning,
                              registration=st.register.describe(),
                              latency_ms=dict(register=item.register_ms, fuse=item.fuse_ms,

@@ -47,29 +47,27 @@ class StreamSink:
         self.size = (size[0] + size[0] % 2, size[1] + size[1] % 2)
         self.frames = self.dropped = self.reconnects = 0
         self.used = "H.264 in " + ("RTSP" if url.lower().startswith("rtsp") else "MPEG-TS") + " (PyAV)"
-        self._out = None
+        self._out, self._reopened = None, False
         self._retry_at, self._delay = 0.0, backoff[0]
         self._last_key = 0.0
 
     def __enter__(self) -> "StreamSink":
         try:
-            import av  # noqa: F401
+            import av
         except ImportError:
             raise UserError("network output needs PyAV: pip install av") from None
-        self._open()  # a first failure is the user's to fix (a wrong address); later ones are retried
+        try:  # a first failure is the user's to fix (a wrong address); later ones are retried
+            self._open()
+        except (OSError, av.FFmpegError) as err:
+            raise UserError(f"cannot send the stream to {self.url}: {err}; check the address and that the "
+                            "receiver or RTSP server is up (tcp:// needs a listener)") from None
         return self
 
     def _open(self) -> None:
         import av
         rtsp = self.url.lower().startswith("rtsp")
-        try:
-            self._out = av.open(self.url, "w", format="rtsp" if rtsp else "mpegts",
-                                options={"rtsp_transport": "tcp"} if rtsp else {})
-        except (OSError, av.FFmpegError) as err:
-            if self.frames == 0 and self.reconnects == 0:
-                raise UserError(f"cannot send the stream to {self.url}: {err}; check the address and that the "
-                                "receiver or RTSP server is up (tcp:// needs a listener)") from None
-            raise
+        self._out = av.open(self.url, "w", format="rtsp" if rtsp else "mpegts",
+                            options={"rtsp_transport": "tcp"} if rtsp else {})
         stream = self._out.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
         stream.width, stream.height = self.size
         stream.pix_fmt = "yuv420p"
@@ -86,8 +84,7 @@ class StreamSink:
                 return
             try:
                 self._open()
-                self.reconnects += 1
-                self._delay = self.backoff[0]
+                self._reopened = True  # counted once a packet gets through: a refused connect may only show then
             except (OSError, av.FFmpegError):
                 self._give_up_for_now()
                 self.dropped += 1
@@ -101,6 +98,8 @@ class StreamSink:
             for packet in packets:
                 self._out.mux(packet)
             self.frames += 1
+            if self._reopened:
+                self.reconnects, self._reopened, self._delay = self.reconnects + 1, False, self.backoff[0]
         except (OSError, av.FFmpegError):  # the receiver went away
             self._close()
             self._give_up_for_now()
