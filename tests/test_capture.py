@@ -84,10 +84,12 @@ def test_live_pairs_the_freshest_frames_within_tolerance_and_drops_the_rest():
     p = LivePairer(qa, qb, tolerance_s=0.02, timeout=1)
     fa, fb = p.next_pair()
     assert (fa.index, fb.index) == (2, 0) and p.stats.dropped_a == 2 and p.stats.dropped_b == 0
+    assert p.stats.out_of_tolerance == 0  # the two A frames were stale in the queue, not a pairing choice
     frames(qa, [0.30], end=False)
     frames(qb, [0.40, 0.50], end=False)   # A's 0.30 is too old for B's freshest: dropped, a newer A awaited
     threading.Timer(0.2, lambda: frames(qa, [0.51], end=False)).start()
     fa, fb = p.next_pair()
     assert (fa.timestamp, fb.timestamp) == (0.51, 0.50) and p.stats.dropped_a == 3 and p.stats.dropped_b == 1
+    assert p.stats.out_of_tolerance == 1  # A's 0.30 given up for the tighter pair
     qa.put(END)
     assert p.next_pair() is None

@@ -280,6 +280,7 @@ def soak(args) -> dict:
                                 p50_ms=round(float(np.percentile(lat, 50)), 1) if lat else None,
                                 p95_ms=round(float(np.percentile(lat, 95)), 1) if lat else None,
                                 dropped=s.get("dropped"), queued=s.get("queued"), status=s.get("status"),
+                                tighter_pairs=s.get("dropped_for_tighter_pairs"),
                                 viewers=s.get("viewers"), receiver_bytes=receiver.bytes,
                                 receiver_connections=receiver.connections))
             print(json.dumps(samples[-1]), flush=True)
@@ -350,6 +351,9 @@ def verdicts(r: dict, args, log: str) -> dict:
                 unplanned[k] += s["dropped"][k] - prev["dropped"][k]
         prev = s
     out["unplanned_drops"] = unplanned
+    choices = [s.get("tighter_pairs") for s in r["samples"] if s.get("tighter_pairs") is not None]
+    if choices:  # of the drops, frames given up for a tighter pair (the rest: stale in a queue, a backlog)
+        out["dropped_for_tighter_pairs"] = choices[-1]
     frames = r["samples"][-1]["frames"] if r["samples"] else 0
     out["unplanned_drop_rate"] = round(sum(unplanned.values()) / 2 / max(1, frames), 5)
     out["reconnected_after_source_gone"] = any(

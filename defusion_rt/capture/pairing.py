@@ -20,8 +20,9 @@ from .sources import Frame
 @dataclass
 class PairStats:
     pairs: int = 0
-    dropped_a: int = 0      # frames discarded by pairing (live: out of tolerance)
+    dropped_a: int = 0      # frames discarded by pairing (live: stale in the queue, or out of tolerance)
     dropped_b: int = 0
+    out_of_tolerance: int = 0  # of those, older frames given up for a tighter pair (a choice, not a backlog)
     repeated_b: int = 0     # recorded, B slower than A: a B frame used again
     skipped_b: int = 0      # recorded, B faster than A: a B frame never used
 
@@ -107,6 +108,7 @@ class LivePairer:
             if abs(fa.timestamp - fb.timestamp) <= self.tol:
                 self.stats.pairs += 1
                 return fa, fb
+            self.stats.out_of_tolerance += 1
             if fa.timestamp < fb.timestamp:  # drop the older frame, wait for a newer one of that stream
                 self.stats.dropped_a += 1
                 fa = self._get(self.qa)

@@ -185,6 +185,7 @@ class Pipeline:
                 fps = meter.tick()
                 stats = dict(fps=fps, engine=summary.engine, frame=st.render.frames + 1,
                              dropped=st.capture.dropped_by_stream, queued=st.capture.queued | {"fused": len(out)},
+                             dropped_for_tighter_pairs=st.capture.pairs.out_of_tolerance,
                              status=st.capture.status, warning=st.register.warning,
                              registration=st.register.describe(),
                              latency_ms=dict(register=item.register_ms, fuse=item.fuse_ms,
