@@ -82,7 +82,7 @@ class CaptureStage:
 
     def tolerance_s(self) -> float:
         """Two free-running cameras at the same rate sit up to half a period apart, plus jitter: a tighter bound
-        drops a frame whenever the jitter crosses it (measured: 10% of frames at 20 ms, benchmarks/reliability)."""
+        drops a frame whenever the jitter crosses it (seen in the soak, benchmarks/reliability)."""
         if self.s.tolerance_ms > 0:
             return self.s.tolerance_ms / 1000
         return 0.5 / max(1e-6, min(x.info.fps for x in self.sources)) + 0.010
