@@ -178,6 +178,25 @@ def _cmd_calibrate(args) -> None:
           f"{reg.output_size[0]}x{reg.output_size[1]} of A's {reg.size_a[0]}x{reg.size_a[1]}")
 
 
+def _cmd_quantize(args) -> None:
+    from .engines.compiled import cache_dir
+    from .engines.quantize import calibration_pairs, quantize, save
+    from .model import create_model, default_weights
+    out = check_folder(Path(args.out_dir) if args.out_dir else cache_dir() / "int8", "output folder (--out-dir)")
+    model = create_model(args.model, weights=args.weights, pretrained=args.weights is None, task=args.task)
+    stem = Path(args.weights or default_weights(args.model, args.task)).stem
+    pairs = calibration_pairs(args.task, args.a, args.b, args.data, args.pairs, args.seed)
+    print(f"calibrating {stem} for {args.task} on {len(pairs)} pairs")
+    int8, report = quantize(model, args.task, pairs, args.max_drop)
+    report |= dict(weights=stem, sources=dict(a=args.a or [], b=args.b or [], data=args.data or []))
+    with written(out, "int8 network"):
+        path = save(int8, model, stem, out, report)
+    kept = len(report["float_layers"])
+    print(f"wrote {path}: {report['convolutions'] - kept} of {report['convolutions']} convolutions in int8"
+          f"{f' ({kept} kept in float)' if kept else ''}; `--engine openvino --precision int8` "
+          "finds it by the weights' digest")
+
+
 def _number(kind: type, low: float, high: float | None = None):
     """An argparse type: an int or float within [low, high], else one line naming the allowed range."""
     def parse(text: str):
@@ -307,10 +326,12 @@ def _fusion_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", help="defusion | average | max | laplacian | mertens")
     p.add_argument("--model", help="auto (default: defusion_fast on a CPU, the task's best on CUDA) | defusion | "
                                   "defusion_fast | defusion_lite")
-    p.add_argument("--engine", help="auto (default: export on a CPU, eager on CUDA) | eager | torchscript | "
-                                   "compile | export | onnx | tensorrt")
+    p.add_argument("--engine", help="auto (default: on a CPU the fastest for its class, OpenVINO where installed; "
+                                   "eager on CUDA) | eager | torchscript | compile | export | onnx | tensorrt | "
+                                   "openvino")
     p.add_argument("--device", help="auto (default: CUDA when present) | cpu | cuda | cuda:N")
-    p.add_argument("--precision", help="auto (default: bf16 on a CPU that has it, fp16 on CUDA) | fp32 | bf16 | fp16")
+    p.add_argument("--precision", help="auto (default: int8 with OpenVINO where the weights were quantized, else "
+                                      "bf16 on a CPU that has it, fp16 on CUDA) | fp32 | bf16 | fp16 | int8")
     p.add_argument("--batch", type=POSITIVE, help="pairs per fusion call for recorded sources")
     p.add_argument("--weights", help="weight file (default: the shipped weights for the task and model)")
     p.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
@@ -378,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--gt", help="folder of ground-truth images (adds PSNR and SSIM_ref)")
     e.add_argument("--methods", default="defusion,average,max,laplacian",
                    help="comma-separated: a model variant (defusion, defusion_fast: the task's default weights), "
-                        "VARIANT-cud (its CUD weights), average, max, laplacian, mertens (empty: only --fused)")
+                        "VARIANT-cud (its CUD weights), VARIANT@ENGINE:PRECISION (e.g. defusion_fast@openvino:int8), "
+                        "average, max, laplacian, mertens (empty: only --fused)")
     e.add_argument("--fused", action="append", help="NAME=DIR of fused images from another tool (repeatable)")
     e.add_argument("--weights", help="network weights for the variant the file fits (default: shipped)")
     e.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
@@ -452,12 +474,29 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--frames", type=POSITIVE, default=10, help="frame pairs to read; up to 5 spread over them are "
                                                          "estimated and combined (boards: every pair that shows it)")
     c.set_defaults(func=_cmd_calibrate)
+    q = sub.add_parser("quantize", help="the network in int8 for the OpenVINO engine (NNCF post-training "
+                                        "quantization on calibration pairs, with per-layer fallback)")
+    q.add_argument("--task", required=True, choices=["ir-vis", "multi-focus", "multi-exposure"])
+    q.add_argument("--model", default="defusion_fast", help="variant (default defusion_fast)")
+    q.add_argument("--weights", help="weight file (default: the shipped weights for the task)")
+    q.add_argument("--a", action="append", help="calibration: folder of first sources or a video (repeatable)")
+    q.add_argument("--b", action="append", help="the matching second sources: folder (same names) or video")
+    q.add_argument("--data", action="append", help="multi-focus, multi-exposure: folder of photographs to make "
+                                                   "synthetic pairs from (repeatable)")
+    q.add_argument("--pairs", type=POSITIVE, default=300, help="calibration pairs in all (default 300; a fifth "
+                                                              "validates)")
+    q.add_argument("--max-drop", type=_number(float, 0.0), default=0.01,
+                   help="largest loss of Qabf + VIF + MI/5 allowed on the validation pairs (default 0.01)")
+    q.add_argument("--seed", type=_number(int, 0), default=0, help="choice of photographs (default 0)")
+    q.add_argument("--out-dir", help="where the int8 network goes (default: the user cache, where the engine looks)")
+    q.set_defaults(func=_cmd_quantize)
     b = sub.add_parser("bench", help="FPS of engines x precisions x sizes x batches, with telemetry, saved as JSON")
     b.add_argument("--device", default="auto", help="cpu | cuda | auto")
-    b.add_argument("--engines", default="eager,torchscript,compile,export,onnx",
-                   help="comma-separated: eager, torchscript, compile, export, onnx, tensorrt "
-                        "(fp32 NCHW eager always runs as the reference)")
-    b.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16 (CUDA)")
+    b.add_argument("--engines", default="eager,torchscript,compile,export,onnx,openvino,openvino:int8",
+                   help="comma-separated: eager, torchscript, compile, export, onnx, tensorrt, openvino; "
+                        "ENGINE:PRECISION for one precision only (fp32 NCHW eager always runs as the reference)")
+    b.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16 (CUDA), int8 "
+                                                            "(openvino)")
     b.add_argument("--sizes", default="256x256,640x480,1280x720", type=_sizes,
                    help="comma-separated capture sizes, WIDTHxHEIGHT")
     b.add_argument("--batch", default="1", type=_ints, help="comma-separated batch sizes")

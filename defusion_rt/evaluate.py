@@ -62,16 +62,19 @@ def _methods(names: list[str], weights: str | None, device: str, precision: str,
     fits = variant_for_weights(weights) if weights else None
     fusers = {}
     for name in names:
-        variant, _, cud = name.partition("-")
+        net, _, how = name.partition("@")  # NAME@ENGINE:PRECISION, e.g. defusion_fast@openvino:int8
+        variant, _, cud = net.partition("-")
         if variant in VARIANTS and cud in ("", "cud"):
             own = weights if (fits == variant and not cud) else None
             w = own or str(default_weights(variant, None if cud else task))
-            engine = create_engine("eager", device, precision, weights=w, model_name=variant)
+            engine_name, _, own_precision = how.partition(":")
+            engine = create_engine(engine_name or "eager", device, own_precision or precision, weights=w,
+                                   model_name=variant)
         elif name in CLASSICAL:
             engine = create_engine(name, device)
         else:
             raise UserError(f"unknown method '{name}'; choose from {', '.join(VARIANTS)} (or NAME-cud for its CUD "
-                            f"weights), {', '.join(CLASSICAL)}")
+                            f"weights, NAME@ENGINE:PRECISION for another engine), {', '.join(CLASSICAL)}")
         fusers[name] = Fuser(engine, task)
     return fusers
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from defusion_rt.engines import COMPILED, create_engine
+from defusion_rt.engines import BUILT, create_engine
 from defusion_rt.engines.padding import crop, pad, padded_size
 from defusion_rt.errors import UserError
 from defusion_rt.samples import sample_pair
@@ -114,11 +114,11 @@ def test_padding_is_reflect_16_then_multiple_of_8():
 
 def test_every_engine_is_registered_under_its_own_name_and_auto_picks_one():
     from defusion_rt.engines import NETWORK_ENGINES, auto_choice
-    assert all(cls.name == name for name, cls in COMPILED.items())
+    assert all(cls.name == name for name, cls in BUILT.items())
     with pytest.raises(UserError, match="choose one of: " + ", ".join(NETWORK_ENGINES)):
         create_engine("tensorrtt", "cpu")
     pick = auto_choice("cpu", "ir-vis")
-    assert pick["engine"] in NETWORK_ENGINES and pick["precision"] in ("fp32", "bf16")
+    assert pick["engine"] in NETWORK_ENGINES and pick["precision"] in ("fp32", "bf16", "int8")
 
 
 def test_streamed_fuser_matches_sequential_fusion_and_keeps_order(tiny_model):

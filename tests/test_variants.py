@@ -108,7 +108,8 @@ def test_weights_of_one_architecture_refuse_the_other_and_name_the_fix(tmp_path)
 
 def test_run_defaults_to_the_real_time_variant_compiled_on_a_cpu():
     from defusion_rt.engines import auto_choice
+    from defusion_rt.engines.cpu import fastest, native_bf16
     pick = auto_choice("cpu")
-    assert pick["model"] == "defusion_fast" and pick["engine"] == "export"
+    assert pick["model"] == "defusion_fast" and (pick["engine"], pick["precision"]) == fastest()
     assert auto_choice("cpu", model="defusion")["engine"] == "compile"
-    assert pick["precision"] == ("bf16" if torch.cpu._is_avx512_bf16_supported() else "fp32")
+    assert pick["precision"] != "bf16" or native_bf16()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..engines.cpu import class_label
 from ..plot import bar_plot
 
 START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
@@ -19,7 +20,7 @@ def load_results(folder: Path) -> list[dict]:
 
 def _label(res: dict, r: dict) -> str:
     m = res["machine"]
-    dev = m["gpu"]["name"] if res["device"] == "cuda" and "gpu" in m else f"CPU {m['cpu_cores']}c"
+    dev = m["gpu"]["name"] if res["device"] == "cuda" and "gpu" in m else f"CPU {m['cpu_cores']}c {class_label(m)}"
     return f"{dev} {res.get('model', 'defusion')} {r['engine']}{' NCHW' if r.get('baseline') else ''} {r['precision']}"
 
 
@@ -44,7 +45,8 @@ def markdown_table(results: list[dict]) -> str:
              "|---|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for res in results:
         m = res["machine"]
-        dev = m["gpu"]["name"] if res["device"] == "cuda" and "gpu" in m else f"{m['cpu']} ({m['cpu_cores']} cores)"
+        dev = (m["gpu"]["name"] if res["device"] == "cuda" and "gpu" in m else
+               f"{m['cpu']} ({m['cpu_cores']} cores, {class_label(m)})")
         dev += f" | {res.get('model', 'defusion')}"
         for r in res["records"]:
             if "fps" not in r:

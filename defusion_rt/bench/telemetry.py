@@ -8,6 +8,11 @@ import time
 
 import torch
 
+from ..engines.cpu import cpu_class, fastest, isa_cap, isa_flags
+
+# Variables that cap the ISA torch and oneDNN use: set, they make the figures an emulation of a lower class.
+ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
 
 def cpu_name() -> str:
     try:
@@ -19,26 +24,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",
-             "amx_int8", "asimd", "sve")
-
-
-def isa_flags() -> list[str]:
-    """The vector-ISA flags that decide CPU speed (every CPU figure names its class by them)."""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith(("flags", "Features")):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in ISA_FLAGS if f in have]
-    except OSError:
-        pass
-    return []
-
-
 def versions() -> dict:
     out = dict(python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
                cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None)
-    for mod in ("tensorrt", "torch_tensorrt", "onnxruntime", "cv2", "numpy"):
+    for mod in ("tensorrt", "torch_tensorrt", "onnxruntime", "openvino", "nncf", "cv2", "numpy"):
         try:
             out[mod] = __import__(mod).__version__
         except Exception:
@@ -49,6 +38,8 @@ def versions() -> dict:
 def machine() -> dict:
     info = dict(host=platform.node(), os=platform.platform(), cpu=cpu_name(), cpu_cores=os.cpu_count(),
                 torch_threads=torch.get_num_threads(), versions=versions(), isa=isa_flags(),
+                cpu_class=cpu_class(), isa_cap=isa_cap(),
+                isa_env={k: os.environ[k] for k in ISA_ENV if k in os.environ}, auto_cpu_engine="/".join(fastest()),
                 cpu_bf16=bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()))
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
@@ -61,7 +52,8 @@ class GpuSampler(threading.Thread):
 
     def __init__(self, period: float = 0.5):
         super().__init__(daemon=True)
-        self.period, self.samples, self._stop = period, [], threading.Event()
+        # _halt, not _stop: threading.Thread has a _stop method, which a fork in another thread calls.
+        self.period, self.samples, self._halt = period, [], threading.Event()
         self.static: dict = {}
         try:
             import pynvml
@@ -76,7 +68,7 @@ class GpuSampler(threading.Thread):
             self.static = dict(unavailable=f"{type(err).__name__}: {err}"[:120])
 
     def run(self) -> None:
-        while self.nv and not self._stop.wait(self.period):
+        while self.nv and not self._halt.wait(self.period):
             nv, h = self.nv, self.handle
             s = dict(t=time.time())
             for key, fn in (("util_pct", lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu),
@@ -92,7 +84,7 @@ class GpuSampler(threading.Thread):
             self.samples.append(s)
 
     def stop(self) -> dict:
-        self._stop.set()
+        self._halt.set()
         summary = dict(self.static)
         for key in ("util_pct", "mem_used_mb", "power_w", "sm_clock_mhz", "temp_c"):
             vals = [s[key] for s in self.samples if s.get(key) is not None]

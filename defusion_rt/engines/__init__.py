@@ -5,24 +5,32 @@ from ..errors import UserError
 from .base import Engine, resolve_device
 from .classical import CLASSICAL
 from .compiled import COMPILED
+from .cpu import fastest, native_bf16
 from .eager import EagerEngine
+from .openvino import OpenVinoEngine
 
-NETWORK_ENGINES = ["eager", *COMPILED]
+BUILT = {**COMPILED, OpenVinoEngine.name: OpenVinoEngine}  # engines built per input shape and cached on disk
+NETWORK_ENGINES = ["eager", *BUILT]
 
 
-def auto_choice(device: str = "auto", task: str | None = None, model: str | None = None) -> dict:
-    """What `run` uses where a setting says auto: camera rate first, from the saved benchmarks (the fastest engine
-    within 1e-2 of fp32). On a CPU the real-time variant in bf16 where the CPU has it, through torch.export +
-    AOTInductor (cached on disk: later runs load it in a second); the paper network compiled. On CUDA the task's
-    best variant in fp16 (eager: TensorRT and compile are one flag away and need a build)."""
-    import torch
+def auto_choice(device: str = "auto", task: str | None = None, model: str | None = None,
+                engine: str | None = None) -> dict:
+    """What `run` uses where a setting says auto: camera rate first, from the saved benchmarks. On a CPU the
+    real-time variant with the engine and precision measured fastest for this CPU's class (engines.cpu: OpenVINO
+    int8 where installed), never bf16 without bf16 instructions; the paper network compiled. On CUDA the task's
+    best variant in fp16 (eager: TensorRT and compile are one flag away and need a build). `engine`: the one the
+    user named, whose precision is then chosen for it."""
     from ..model import model_for
     if resolve_device(device).type == "cuda":
-        return dict(model=model or model_for(task), engine="eager", precision="fp16")
-    bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+        return dict(model=model or model_for(task), engine=engine or "eager", precision="fp16")
     model = model or "defusion_fast"
-    return dict(model=model, engine="export" if model == "defusion_fast" else "compile",
-                precision="bf16" if bf16 else "fp32")
+    pick = fastest() if model == "defusion_fast" else ("compile", "bf16" if native_bf16() else "fp32")
+    engine = engine or pick[0]
+    if engine == pick[0]:
+        precision = pick[1]
+    else:  # a named engine's own best: onnx runs fp32 only here, int8 is OpenVINO's
+        precision = "bf16" if native_bf16() and engine not in ("onnx",) else "fp32"
+    return dict(model=model, engine=engine, precision=precision)
 
 
 def create_engine(name: str = "eager", device: str = "auto", precision: str = "fp32", model=None,
@@ -39,8 +47,8 @@ def create_engine(name: str = "eager", device: str = "auto", precision: str = "f
         model = create_model(model_name, weights=weights, pretrained=weights is None, task=task)
     if name == "eager":
         return EagerEngine(model, dev, precision, **options)
-    return COMPILED[name](model, dev, precision, **options)
+    return BUILT[name](model, dev, precision, **options)
 
 
-__all__ = ["auto_choice", "CLASSICAL", "COMPILED", "Engine", "EagerEngine", "create_engine", "resolve_device",
+__all__ = ["auto_choice", "BUILT", "CLASSICAL", "COMPILED", "Engine", "EagerEngine", "create_engine", "resolve_device",
            "NETWORK_ENGINES"]

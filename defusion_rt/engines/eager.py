@@ -13,10 +13,16 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def check_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "int8":
+        raise UserError("int8 runs on the openvino engine (a network made by `defusion-rt quantize`); "
+                        "use --engine openvino")
     if precision not in DTYPES:
         raise UserError(f"unknown precision '{precision}'; choose one of: {', '.join(DTYPES)}")
     if precision == "fp16" and device.type == "cpu":
         raise UserError("fp16 runs on CUDA only; use --precision bf16 on the CPU")
+    if precision == "bf16" and device.type == "cpu":
+        from .cpu import warn_if_emulated
+        warn_if_emulated(precision)
     return DTYPES[precision]
 
 

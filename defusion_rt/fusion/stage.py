@@ -17,8 +17,9 @@ import torch
 from ..capture import END, Closed, Frame, FrameQueue
 from ..engines import CLASSICAL, Engine, auto_choice, create_engine
 from ..engines.classical import ClassicalEngine
+from ..engines.openvino import int8_path
 from ..errors import UserError
-from ..model import variant_for_weights
+from ..model import create_model, variant_for_weights
 from ..tasks import check_task
 from .fuser import Fuser
 from .streamed import StreamedFuser
@@ -30,12 +31,13 @@ Pair = tuple[Frame, Frame]
 class FusionSettings:
     task: Literal["ir-vis", "multi-exposure", "multi-focus"] = "ir-vis"
     method: Literal["defusion", "average", "max", "laplacian", "mertens"] = "defusion"
-    # auto (model, engine, precision): camera rate first; on a CPU the real-time variant defusion_fast through
-    # torch.export in bf16; on CUDA the task's best variant in fp16 (engines.auto_choice). Name them to choose.
+    # auto (model, engine, precision): camera rate first; on a CPU the real-time variant defusion_fast with the
+    # engine measured fastest for the CPU's class (OpenVINO int8); on CUDA the task's best variant in fp16
+    # (engines.auto_choice). Name them to choose.
     model: Literal["auto", "defusion", "defusion_fast", "defusion_lite"] = "auto"
-    engine: Literal["auto", "eager", "torchscript", "compile", "export", "onnx", "tensorrt"] = "auto"
+    engine: Literal["auto", "eager", "torchscript", "compile", "export", "onnx", "tensorrt", "openvino"] = "auto"
     device: str = "auto"        # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # fp16 on CUDA only
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = "auto"  # fp16 on CUDA only, int8 OpenVINO only
     batch: int = 1              # pairs fused per call for recorded sources (live sources fuse one at a time)
     weights: str = ""           # empty: the weights shipped in the package
     colour: bool = False        # ir-vis: keep the visible image's colour
@@ -67,10 +69,13 @@ def make_engine(s: FusionSettings) -> Engine:
     if s.method != "defusion":
         return create_engine(s.method, s.device)
     model = s.model if s.model != "auto" else variant_for_weights(s.weights) if s.weights else None
-    auto = auto_choice(s.device, s.task, model)  # a weight file knows its architecture
+    # A weight file knows its architecture; a named engine gets its own best precision.
+    auto = auto_choice(s.device, s.task, model, None if s.engine == "auto" else s.engine)
     pick = {k: auto[k] if getattr(s, k) == "auto" else getattr(s, k) for k in ("model", "engine", "precision")}
-    return create_engine(pick["engine"], s.device, pick["precision"], weights=s.weights or None,
-                         model_name=pick["model"], task=s.task)
+    net = create_model(pick["model"], weights=s.weights or None, pretrained=not s.weights, task=s.task)
+    if pick["precision"] == "int8" and s.precision == "auto" and int8_path(net) is None:
+        pick["precision"] = "fp32"  # weights nobody quantized yet (`defusion-rt quantize` makes their int8 network)
+    return create_engine(pick["engine"], s.device, pick["precision"], model=net)
 
 
 class FusionStage:

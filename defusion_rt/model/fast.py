@@ -92,20 +92,24 @@ class DeFusionFast(nn.Module):
 
     def embed(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three 16-channel embeddings (common, unique a, unique b) at quarter resolution."""
-        n = a.shape[0]
+        # Halves by chunk(2), not by the batch size: a traced graph (OpenVINO's int8 network) then keeps any batch.
         f1, f2, f3 = self.encoder(torch.cat([a, b], 0))
-        (f1a, f1b), (f2a, f2b), (f3a, f3b) = f1.split(n), f2.split(n), f3.split(n)
+        (f1a, f1b), (f2a, f2b), (f3a, f3b) = f1.chunk(2), f2.chunk(2), f3.chunk(2)
         fc0 = self.ensembler(torch.cat([f3a, f3b], 1))
         e_c = self.common_decoder([fc0, f3a, f3b], [f2a, f2b], [f1a, f1b])
-        e_u = self.unique_decoder([torch.cat([fc0, fc0], 0), f3], [f2], [f1])
-        return e_c, e_u[:n], e_u[n:]
+        e_ua, e_ub = self.unique_decoder([torch.cat([fc0, fc0], 0), f3], [f2], [f1]).chunk(2)
+        return e_c, e_ua, e_ub
 
     @staticmethod
     def _mix(coeffs: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Upsample the quarter-resolution mix to the sources' size and apply it there."""
         # Coefficient 0 weighs the first argument: the unique head's own source (its two calls swap a and b).
-        k = F.interpolate(coeffs, size=a.shape[-2:], mode="bilinear", align_corners=False)
-        return k[:, 0:1] * a + k[:, 1:2] * b + k[:, 2:5]
+        # Split before upsampling (bilinear is per channel, so the result is the same): slicing the
+        # full-resolution maps instead costs a copy of each, 10% of an OpenVINO int8 frame.
+        def up(k: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(k, size=a.shape[-2:], mode="bilinear", align_corners=False)
+        wa, wb, offset = coeffs.split((1, 1, 3), 1)
+        return up(wa) * a + up(wb) * b + up(offset)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, activate: bool = True) -> Decomposition:
         """activate=False returns pre-ReLU outputs (training takes its losses there, as for the paper network)."""
