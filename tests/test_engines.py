@@ -160,3 +160,42 @@ def test_a_short_tail_batch_is_padded_to_the_engine_shape_not_rebuilt():
     assert [m for _, m in got] == ["full", "tail"] and [len(f) for f, _ in got] == [4, 2]
     want = ((a[5].astype(np.float32) + b[5]) / 2).round()
     assert np.abs(got[1][0][1].astype(np.float32) - want).max() <= 1  # the tail's own frames, not the padding
+
+
+class _FakeEvent:
+    """A CUDA event stand-in: not done until `polls` queries have passed (a GPU still busy) or it is waited on."""
+
+    def __init__(self, polls: int = 1000):
+        self.polls = polls
+
+    def query(self) -> bool:
+        self.polls -= 1
+        return self.polls < 0
+
+    def synchronize(self) -> None:
+        self.polls = -1
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_cuda_path_returns_each_result_on_the_submission_that_produced_it(depth):
+    """The CUDA branch of StreamedFuser driven on the CPU with fake events: at depth 1 submission k returns frame
+    k (a live run gains no frame of latency), at depth d the frame d-1 submissions back."""
+    from defusion_rt.engines.classical import AverageEngine
+    from defusion_rt.fusion import Fuser, StreamedFuser
+    sf = StreamedFuser(Fuser(AverageEngine(torch.device("cpu")), "multi-focus"), depth=depth)
+    sf.cuda = True
+
+    def launch(slot):  # the work done at once, but reported unfinished until waited on, as a busy GPU would
+        slot.host_out.copy_(sf._fuse(slot.host_a, slot.host_b))
+        slot.copied_out = _FakeEvent()
+    sf._launch = launch
+    frames = [np.full((8, 8, 3), 10 * i, np.uint8) for i in range(6)]
+    returned_at = {}
+    for k, f in enumerate(frames):
+        for out, meta in sf.submit([f], [f], meta=k):
+            returned_at[meta] = k
+            assert out[0][0, 0, 0] == 10 * meta  # each result is its own frame's
+    for _, meta in sf.flush():
+        returned_at[meta] = "flush"
+    assert all(returned_at[k] == k + depth - 1 for k in range(len(frames) - depth + 1))
+    assert list(returned_at) == list(range(len(frames)))
