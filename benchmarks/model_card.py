@@ -360,8 +360,44 @@ def fast_card() -> None:
     print(f"wrote {CARD_FAST}")
 
 
+CPU_SETS = [("tno", "TNO", "ir-vis"), ("vifb", "VIFB", "ir-vis"), ("lytro", "Lytro", "multi-focus"),
+            ("mefb", "MEFB", "multi-exposure")]
+CPU_ROWS = [("defusion_fast@openvino:int8", "OpenVINO int8"), ("defusion_fast@export:bf16", "export bf16")]
+
+
+def cpu_precision_table() -> list[str]:
+    """Reduced precisions against fp32 on the held-out sets (benchmarks/evaluation/cpu_precisions_*.json): the
+    bounds of issue #20 are Qabf, MI and VIF within 0.01 / 0.05 / 0.01."""
+    rows = ["| set | precision | Qabf (fp32) | MI (fp32) | VIF (fp32) | within 0.01 / 0.05 / 0.01 |",
+            "|---|---|---:|---:|---:|---|"]
+    for name, title, _ in CPU_SETS:
+        path = EVAL / f"cpu_precisions_{name}.json"
+        if not path.is_file():
+            continue
+        mean = json.loads(path.read_text())["mean"]
+        ref = mean["defusion_fast"]
+        for method, label in CPU_ROWS:
+            m = mean[method]
+            d = [m[k] - ref[k] for k in ("Qabf", "MI", "VIF")]
+            ok = all(abs(x) <= b for x, b in zip(d, (0.01, 0.05, 0.01)))
+            rows.append(f"| {title} | {label} | " + " | ".join(
+                f"{m[k]:.3f} ({ref[k]:.3f})" for k in ("Qabf", "MI", "VIF")) +
+                f" | {'yes' if ok else 'no'} ({', '.join(f'{x:+.3f}' for x in d)}) |")
+    return rows
+
+
+def _replace(text: str, marker: str, rows: list[str]) -> str:
+    """Put rows between <!-- MARKER:start --> and <!-- MARKER:end --> (made from a bare <!-- MARKER -->)."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = text.replace(f"<!-- {marker} -->", f"{start}\n{end}")
+    if start not in text or end not in text:
+        return text
+    head, rest = text.split(start, 1)
+    return head + start + "\n" + "\n".join(rows) + "\n" + end + rest.split(end, 1)[1]
+
+
 def readme_table(readme: Path = ROOT / "README.md") -> None:
-    """The README's weights table (between its markers), from the evaluation JSON files."""
+    """The README's weights table and CPU precision table (between their markers), from the evaluation JSON."""
     rows = ["| set | method | Qabf | MI | VIF | SSIM |", "|---|---|---:|---:|---:|---:|"]
     for name, title in IR_SETS[:3]:
         if not (EVAL / f"{name}.json").is_file():
@@ -374,12 +410,9 @@ def readme_table(readme: Path = ROOT / "README.md") -> None:
             if m in mean:
                 rows.append(f"| {title} | {label} | " + " | ".join(f"{mean[m][k]:.3f}" for k in
                                                               ("Qabf", "MI", "VIF", "SSIM")) + " |")
-    text = readme.read_text()
-    start, end = "<!-- weights-table:start -->", "<!-- weights-table:end -->"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        readme.write_text(head + start + "\n" + "\n".join(rows) + "\n" + end + rest.split(end, 1)[1])
-        print(f"updated the weights table in {readme}")
+    text = _replace(readme.read_text(), "weights-table", rows)
+    readme.write_text(_replace(text, "cpu-precision-table", cpu_precision_table()))
+    print(f"updated the weights and CPU precision tables in {readme}")
 
 
 if __name__ == "__main__":

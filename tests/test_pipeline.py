@@ -438,3 +438,39 @@ def test_a_truncated_file_is_reported_in_the_summary(tmp_path):
     summary = Pipeline(settings(sources=dict(a=str(path), b=str(path)), fusion=dict(method="average"))).run()
     assert 0 < summary.fused < 30 and summary.stopped_by == "end of sources"
     assert len(summary.notes) == 2 and f"ended after {summary.fused} of 30 frames" in summary.notes[0]
+
+
+def test_warm_up_and_fusion_call_the_engine_on_one_thread(tmp_path):
+    """torch keeps CUDA graphs per thread: a warm-up on another thread than the fusion loop's would have the
+    graphs captured again on the first live frames. Here every engine call, warm-up included, is on one thread,
+    and it is not the main thread."""
+    class Prepared(SlowEngine):
+        def __init__(self):
+            super().__init__(0.0)
+            self.threads = []
+
+        def prepare(self, shape):  # a built engine: the stage warms it up before capture
+            pass
+
+        def __call__(self, a, b):
+            self.threads.append(("call", threading.get_ident()))
+            return super().__call__(a, b)
+    engine = Prepared()
+    s = settings(sources=dict(sample_frames=8), fusion=dict(method="average"), render=dict(record=str(tmp_path / "o.mp4")))
+    summary = Pipeline(s, engine=engine).run()
+    assert summary.fused == 8 and count_frames(tmp_path / "o.mp4") == 8
+    warm = [t for kind, t in engine.threads[:3]]  # the warm-up's three calls come first
+    assert len(engine.threads) >= 8 + 3 and len(set(t for _, t in engine.threads)) == 1
+    assert warm[0] != threading.get_ident()
+
+
+def test_an_engine_that_fails_to_build_stops_the_run_with_its_error(tmp_path):
+    class Unbuildable(SlowEngine):
+        def prepare(self, shape):
+            pass
+
+        def __call__(self, a, b):  # a built engine builds on its first call (the warm-up's)
+            raise UserError("cannot build this engine; use another --engine")
+    s = settings(sources=dict(sample_frames=8), fusion=dict(method="average"))
+    with pytest.raises(UserError, match="cannot build this engine"):
+        Pipeline(s, engine=Unbuildable(0.0)).run()

@@ -13,7 +13,6 @@ from ..tasks import luma
 from .base import Engine
 
 
-
 class ClassicalEngine(Engine):
     needs_padding = False
 

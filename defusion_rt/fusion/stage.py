@@ -6,8 +6,10 @@ user's problem (a stalled source, a registration that fails its check) is a User
 """
 from __future__ import annotations
 
+import queue
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -78,6 +80,33 @@ def make_engine(s: FusionSettings) -> Engine:
     return create_engine(pick["engine"], s.device, pick["precision"], model=net)
 
 
+class EngineThread:
+    """The one thread that calls the engine: the warm-up and then the fusion loop run here. torch keeps CUDA graphs
+    per thread, so the graphs the warm-up captures are the ones the loop replays (warmed up on the main thread,
+    they would be captured again on the first live frames). A daemon: a hung engine cannot hold the exit."""
+
+    def __init__(self):
+        self.jobs: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="fusion", daemon=True)
+        self.thread.start()
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        self.jobs.put((future, fn, args))
+        return future
+
+    def close(self) -> None:
+        self.jobs.put(None)
+
+    def _loop(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            future, fn, args = job
+            try:
+                future.set_result(fn(*args))
+            except BaseException as err:  # handed to whoever waits on the future, traceback and all
+                future.set_exception(err)
+
+
 class FusionStage:
     """In: pairs and a registration. Out: FusedFrames on `out`, then END."""
 
@@ -86,7 +115,7 @@ class FusionStage:
         self.s = s
         self.fuser = Fuser(engine or make_engine(s), s.task, colour=s.colour)
         self.error: BaseException | None = None
-        self.thread: threading.Thread | None = None
+        self.worker = EngineThread()
         self.threads = torch.get_num_threads()  # the worker may change it (see _work); join() restores it
 
     @property
@@ -96,8 +125,10 @@ class FusionStage:
     def warm_up(self, size: tuple[int, int], batch: int, say: Callable[[str], None] = print) -> None:
         """Compiled engines build per input shape: build for the frames' size now, before capture starts, so no
         frame waits on it (a registration estimated on the first pair fixes the size only then)."""
-        if not hasattr(self.engine, "prepare"):
-            return
+        if hasattr(self.engine, "prepare"):
+            self.worker.submit(self._warm_up, size, batch, say).result()  # the engine's errors raise here
+
+    def _warm_up(self, size: tuple[int, int], batch: int, say: Callable[[str], None]) -> None:
         w, h = size
         say(f"preparing the {self.engine.describe()} engine for {w}x{h}")
         t0 = time.monotonic()
@@ -110,9 +141,8 @@ class FusionStage:
 
     def start(self, pairs: Callable[[], Pair | None], register: Callable, out: FrameQueue, batch: int,
               stop: threading.Event, stall_s: float) -> None:
-        self.thread = threading.Thread(target=self._work, name="fusion", daemon=True,
-                                       args=(pairs, register, out, batch, stop, stall_s))
-        self.thread.start()
+        self.worker.submit(self._work, pairs, register, out, batch, stop, stall_s)
+        self.worker.close()  # the loop is its last job
 
     def _work(self, pairs, register, out: FrameQueue, batch: int, stop: threading.Event, stall_s: float) -> None:
         if isinstance(self.engine, ClassicalEngine) and self.engine.device.type == "cpu":
@@ -166,7 +196,7 @@ class FusionStage:
 
     def join(self, timeout: float, warn: Callable[[str], None] = print) -> None:
         torch.set_num_threads(self.threads)
-        if self.thread is not None:
-            self.thread.join(timeout)
-            if self.thread.is_alive():
-                warn(f"the fusion thread did not stop within {timeout:.0f} s; it is left running")
+        self.worker.close()
+        self.worker.thread.join(timeout)
+        if self.worker.thread.is_alive():
+            warn(f"the fusion thread did not stop within {timeout:.0f} s; it is left running")
