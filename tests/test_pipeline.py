@@ -474,3 +474,31 @@ def test_an_engine_that_fails_to_build_stops_the_run_with_its_error(tmp_path):
     s = settings(sources=dict(sample_frames=8), fusion=dict(method="average"))
     with pytest.raises(UserError, match="cannot build this engine"):
         Pipeline(s, engine=Unbuildable(0.0)).run()
+
+
+def test_live_render_slower_than_fusion_drops_fused_frames_not_fusion_speed():
+    """Live: a render stage that falls behind (a stalled window, a slow encoder) loses its oldest fused frames,
+    counted, and fusion goes on at the cameras' pace; a recorded source waits for the render (nothing lost).
+    The first render stalls until both sources have been read to the end: no timing involved."""
+    import defusion_rt.render.stage as render_stage
+    original = render_stage.RenderStage.__call__
+    pipelines = []
+
+    def stalled_render(self, item, stats):
+        if self.frames == 0 and len(pipelines) == 1:  # the live run only
+            deadline = time.monotonic() + 60
+            while min(pipelines[-1].stages.capture.frames_read) < 60 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return original(self, item, stats)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(render_stage.RenderStage, "__call__", stalled_render)
+    try:
+        pipelines.append(Pipeline(settings(sources=dict(mode="live", paced=True, sample_frames=60),
+                                           fusion=dict(method="average"))))
+        summary = pipelines[-1].run()
+        assert summary.dropped_by_render >= 10 and summary.fused <= 60 - 10
+        pipelines.append(Pipeline(settings(sources=dict(sample_frames=60), fusion=dict(method="average"))))
+        summary = pipelines[-1].run()
+        assert summary.dropped_by_render == 0 and summary.fused == 60
+    finally:
+        mp.undo()

@@ -51,6 +51,7 @@ class Summary:
     engine: str = ""             # variant, engine, precision and device that fused
     registration: str = ""
     max_queue: int = 0
+    dropped_by_render: int = 0   # live: fused frames the render stage was too slow to take
     reconnects: int = 0
     notes: list = field(default_factory=list)  # e.g. a file that ended before its declared length
 
@@ -88,6 +89,7 @@ class Pipeline:
         self.on_frame = on_frame or (lambda: None)
         self.stop = threading.Event()
         self.stages: Stages | None = None
+        self.fused_queue: FrameQueue | None = None
 
     def _warn(self, text: str) -> None:
         self.console.print(f"[yellow]{text}")
@@ -121,7 +123,10 @@ class Pipeline:
             st = self.stages = self.compose(stack)
             summary.engine = st.fusion.engine.describe()
             stack.enter_context(self._signals(summary))
-            out = FrameQueue(max(4, 2 * s.fusion.batch), "block", self.stop)
+            # Live: a render slower than fusion (a stalled window, an encoder catching up) drops its oldest
+            # fused frames, counted, instead of holding up fusion; recordings lose nothing.
+            out = FrameQueue(max(4, 2 * s.fusion.batch), "drop_oldest" if st.capture.live else "block", self.stop)
+            self.fused_queue = out
             start = time.monotonic()
             st.capture.start()
             st.fusion.start(st.capture.next_pair, st.register, out, self._batch(st.capture.live), self.stop,
@@ -186,6 +191,7 @@ class Pipeline:
                 stats = dict(fps=fps, engine=summary.engine, frame=st.render.frames + 1,
                              dropped=st.capture.dropped_by_stream, queued=st.capture.queued | {"fused": len(out)},
                              dropped_for_tighter_pairs=st.capture.pairs.out_of_tolerance,
+                             dropped_after_fusion=out.dropped,
                              status=st.capture.status, warning=st.register.warning,
                              registration=st.register.describe(),
                              latency_ms=dict(register=item.register_ms, fuse=item.fuse_ms,
@@ -215,6 +221,7 @@ class Pipeline:
         summary.fps = summary.fused / max(summary.seconds, 1e-9)
         summary.frames_a, summary.frames_b = cap.frames_read
         summary.dropped, summary.max_queue, summary.reconnects = cap.dropped, cap.max_queue, cap.reconnects
+        summary.dropped_by_render = self.fused_queue.dropped if self.fused_queue is not None else 0
         summary.repeated_b, summary.skipped_b = pairs.repeated_b, pairs.skipped_b
         summary.latency_ms = st.render.latency_summary()
         summary.registration = st.register.describe()
@@ -229,6 +236,8 @@ def print_summary(summary: Summary, console: Console) -> None:
     t.add_row("fused", str(summary.fused))
     t.add_row("dropped", str(summary.dropped) + (f" (B repeated {summary.repeated_b}, skipped {summary.skipped_b})"
                                                  if summary.repeated_b or summary.skipped_b else ""))
+    if summary.dropped_by_render:
+        t.add_row("dropped after fusion", f"{summary.dropped_by_render} (the display or encoder fell behind)")
     if summary.reconnects:
         t.add_row("reconnects", str(summary.reconnects))
     t.add_row("fused with", summary.engine)
