@@ -327,7 +327,7 @@ def _fusion_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="auto (default: defusion_fast on a CPU, the task's best on CUDA) | defusion | "
                                   "defusion_fast | defusion_lite")
     p.add_argument("--engine", help="auto (default: on a CPU the fastest for its class, OpenVINO where installed; "
-                                   "eager on CUDA) | eager | torchscript | compile | export | onnx | tensorrt | "
+                                   "compile on CUDA) | eager | torchscript | compile | export | onnx | tensorrt | "
                                    "openvino")
     p.add_argument("--device", help="auto (default: CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--precision", help="auto (default: int8 with OpenVINO where the weights were quantized, else "

@@ -34,8 +34,8 @@ class FusionSettings:
     task: Literal["ir-vis", "multi-exposure", "multi-focus"] = "ir-vis"
     method: Literal["defusion", "average", "max", "laplacian", "mertens"] = "defusion"
     # auto (model, engine, precision): camera rate first; on a CPU the real-time variant defusion_fast with the
-    # engine measured fastest for the CPU's class (OpenVINO int8); on CUDA the task's best variant in fp16
-    # (engines.auto_choice). Name them to choose.
+    # engine measured fastest for the CPU's class (OpenVINO int8); on CUDA the task's best variant compiled in
+    # fp16 (engines.auto_choice). Name them to choose.
     model: Literal["auto", "defusion", "defusion_fast", "defusion_lite"] = "auto"
     engine: Literal["auto", "eager", "torchscript", "compile", "export", "onnx", "tensorrt", "openvino"] = "auto"
     device: str = "auto"        # auto | cpu | cuda | cuda:N
