@@ -109,3 +109,16 @@ def test_int8_fuses_a_batch_like_single_pairs(shipped):
     both = engine(a, b)
     one = torch.cat([engine(a[i:i + 1], b[i:i + 1]) for i in range(2)])
     assert both.shape == (2, 3, 96, 128) and torch.allclose(both, one, atol=1e-4)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "ir-vis"], "give calibration pairs"),
+    (["--task", "ir-vis", "--a", "nowhere"], "--a is given 1 time"),
+    (["--task", "ir-vis", "--a", "nowhere", "--b", "nothing"], "must both be folders of frames or both video"),
+    (["--task", "ir-vis", "--data", "."], "for ir-vis give real pairs with --a/--b"),
+])
+def test_quantize_mistakes_are_one_line(capsys, args, message):
+    from defusion_rt.cli import main
+    assert main(["quantize", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

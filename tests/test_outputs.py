@@ -53,6 +53,7 @@ def _commands(d):
         "calibrate -o": ["calibrate", "--a", d / "a/0.png", "--b", d / "b/0.png", "-o", bad / "cal.yaml"],
         "run --record": ["run", "--method", "average", "--record", bad / "x.mp4"],
         "run --csv": ["run", "--method", "average", "--csv", bad / "t.csv"],
+        "quantize --out-dir": ["quantize", "--task", "ir-vis", "--a", a, "--b", b, "--out-dir", bad],
     }
 
 
