@@ -122,3 +122,19 @@ def test_quantize_mistakes_are_one_line(capsys, args, message):
     assert main(["quantize", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_requantized_network_is_not_served_from_the_old_build(tmp_path, monkeypatch, shipped):
+    import shutil
+    from defusion_rt.engines import openvino as ovengine
+    folder = tmp_path / "int8"
+    folder.mkdir()
+    for f in int8_path(shipped).parent.glob(int8_path(shipped).stem + ".*"):
+        shutil.copy(f, folder / f.name)
+    monkeypatch.setattr(ovengine, "int8_folders", lambda: [folder])
+    first = create_engine("openvino", "cpu", "int8", model=shipped)
+    shape = (1, 3, 64, 96)
+    path = first.cache_path(shape)
+    xml = int8_path(shipped)
+    xml.write_text(xml.read_text() + "\n")  # the same weights' digest, another int8 network
+    assert create_engine("openvino", "cpu", "int8", model=shipped).cache_path(shape) != path

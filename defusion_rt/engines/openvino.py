@@ -3,6 +3,7 @@ found by the digest of the weights it was made from). Each input shape compiles 
 on disk like the other engines' builds, keyed by OpenVINO's version and the CPU class it was compiled for."""
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -66,8 +67,11 @@ class OpenVinoEngine(CompiledEngine):
     def cache_path(self, shape):
         import openvino
         tag = f"ov{openvino.__version__.split('-')[0]}_{cpu_class()}_{self.hint}_"
+        if self.int8:  # the int8 network's own content: a re-quantized network must not load the old build
+            content = self.int8.read_bytes() + self.int8.with_suffix(".bin").read_bytes()
+            tag += hashlib.sha1(content).hexdigest()[:12] + "_"
         path = super().cache_path(shape)
-        return path.with_name(tag + (self.int8.stem.split(".")[1] + "_" if self.int8 else "") + path.name)
+        return path.with_name(tag + path.name)
 
     def _model(self, shape: tuple):
         import openvino as ov
