@@ -56,12 +56,12 @@ def _cmd_fuse(args) -> None:
 
 def _cmd_evaluate(args) -> None:
     from rich.console import Console
-    from .evaluate import print_table, run_evaluation, write_outputs
+    from .evaluate import default_methods, print_table, run_evaluation, write_outputs
     fused = {}
     for item in args.fused or []:
         name, _, folder = item.rpartition("=")
         fused[name or Path(folder).name] = folder
-    methods = [m for m in args.methods.split(",") if m]
+    methods = [m for m in args.methods.split(",") if m] if args.methods is not None else default_methods(args.task)
     check_outputs(json=args.json, csv=args.csv, markdown=args.markdown, sheet=args.sheet)  # before the scoring
     report = run_evaluation(args.task, args.a, args.b, methods, gt=args.gt, fused=fused, weights=args.weights,
                             device=args.device, precision=args.precision, limit=args.limit,
@@ -397,10 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--a", required=True, help="folder of first sources (IR, under-exposed, focus A)")
     e.add_argument("--b", required=True, help="folder of second sources, same file names")
     e.add_argument("--gt", help="folder of ground-truth images (adds PSNR and SSIM_ref)")
-    e.add_argument("--methods", default="defusion,average,max,laplacian",
-                   help="comma-separated: a model variant (defusion, defusion_fast: the task's default weights), "
-                        "VARIANT-cud (its CUD weights), VARIANT@ENGINE:PRECISION (e.g. defusion_fast@openvino:int8), "
-                        "average, max, laplacian, mertens (empty: only --fused)")
+    e.add_argument("--methods",
+                   help="default: the task's default network and the classical baselines; comma-separated: a "
+                        "model variant (defusion, defusion_fast: the task's default weights), VARIANT-cud (its "
+                        "CUD weights), VARIANT@ENGINE:PRECISION (e.g. defusion_fast@openvino:int8), average, max, "
+                        "laplacian, mertens (empty: only --fused)")
     e.add_argument("--fused", action="append", help="NAME=DIR of fused images from another tool (repeatable)")
     e.add_argument("--weights", help="network weights for the variant the file fits (default: shipped)")
     e.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")

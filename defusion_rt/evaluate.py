@@ -56,6 +56,13 @@ class Report:
                     per_pair=self.per_pair, skipped=self.skipped, machine=platform.node() and platform.platform())
 
 
+def default_methods(task: str) -> list[str]:
+    """What `evaluate` scores unless told: the network every other command uses for `task`, and the baselines."""
+    from .model import model_for
+    extra = ["mertens"] if task == "multi-exposure" else []
+    return [model_for(check_task(task)), "average", "max", "laplacian", *extra]
+
+
 def _methods(names: list[str], weights: str | None, device: str, precision: str, task: str) -> dict:
     """Network rows are a registered variant's name (its shipped weights for the task; --weights replaces them
     for the variant the file fits) or NAME-cud (its CUD weights, whatever the task); the rest are baselines."""

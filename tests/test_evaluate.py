@@ -66,3 +66,19 @@ def test_baselines_on_real_tno_pairs_are_in_published_ranges():
     for m in ["average", "laplacian"]:
         assert 5 < means[m]["EN"] < 8 and 0.1 < means[m]["Qabf"] < 0.8 and 0.5 < means[m]["SSIM"] < 2
     assert means["laplacian"]["Qabf"] > means["average"]["Qabf"]
+
+
+def test_evaluate_defaults_to_the_tasks_default_network_and_the_baselines(tmp_path, rng):
+    """The network every other command uses for the task (the real-time variant today), not the paper network."""
+    from defusion_rt.evaluate import default_methods
+    from defusion_rt.model import model_for
+    for task in ("ir-vis", "multi-focus", "multi-exposure"):
+        methods = default_methods(task)
+        assert methods[0] == model_for(task) and {"average", "laplacian"} <= set(methods)
+    assert "mertens" in default_methods("multi-exposure")
+    _write_set(tmp_path, rng, 1)
+    p = subprocess.run([sys.executable, "-m", "defusion_rt", "evaluate", "--task", "multi-focus", "--a",
+                        str(tmp_path / "a"), "--b", str(tmp_path / "b"), "--json", str(tmp_path / "r.json")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["methods"] == default_methods("multi-focus")
