@@ -261,6 +261,25 @@ def _speed() -> list[str]:
     return lines
 
 
+def _int8() -> list[str]:
+    """The int8 networks shipped beside the weights (`defusion-rt quantize`), from their reports."""
+    lines = ["## int8 networks for OpenVINO", "",
+             "Made by `defusion-rt quantize` (NNCF post-training quantization, accuracy control on Qabf + VIF + "
+             "MI/5 of held-out calibration pairs); found by the engine through the digest in their name. Quality "
+             "on the held-out sets against fp32: README, \"int8 with OpenVINO\" "
+             "(`benchmarks/evaluation/cpu_precisions_*.md`).", "",
+             "| int8 network | task | calibration / validation pairs | convolutions in int8 | calibration data |",
+             "|---|---|---:|---:|---|"]
+    for path in sorted(CARD.parent.glob("*.int8.json")):
+        r = json.loads(path.read_text())
+        src = r["sources"]
+        data = ", ".join(sorted({str(Path(x).parent if x.endswith(".mp4") else x) for x in src["a"] + src["data"]}))
+        lines.append(f"| `{path.name.replace('.json', '.xml')}` | {r['task']} | {r['calibration_pairs']} / "
+                     f"{r['validation_pairs']} | {r['convolutions'] - len(r['float_layers'])} of "
+                     f"{r['convolutions']} | {data} |")
+    return lines
+
+
 def _last_validation(path: Path, title: str) -> list[str]:
     if not path.is_file():
         return []
@@ -344,7 +363,7 @@ def fast_card() -> None:
             lines.append(f"| {m} (ours, measured) | " + " | ".join(f"{tno[m][k]:.2f}" for k in keys) + " |")
         lines += ["", "Same metric convention as the paper's table; the authors' row is their weights on their "
                   "network, so compare magnitudes, not third decimals."]
-    lines += ["", "## Speed", ""] + _speed() + ["", "## Evaluation", "",
+    lines += ["", "## Speed", ""] + _speed() + [""] + _int8() + ["", "## Evaluation", "",
               "`bash benchmarks/evaluate_all.sh` (means; MI, VIF and SSIM summed over both sources; the published "
               "convention). Each set's table, with the paper network and the baselines:", ""]
     for name, title, task in FAST_SETS:
