@@ -12,10 +12,11 @@ START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
 
 
 def load_results(folder: Path) -> list[dict]:
-    """The benchmark matrices saved in `folder` (other JSON there, such as live-latency runs, is left out)."""
+    """The benchmark matrices saved in `folder` (other JSON there, such as live-latency runs or the split-attention
+    and int8 comparisons, is left out: only `bench` records name their memory format)."""
     found = [json.loads(p.read_text()) | {"_file": p.name} for p in sorted(Path(folder).glob("*.json"))
              if not p.name.startswith(".")]  # .partial_*.json: a run still measuring
-    return [r for r in found if "records" in r]
+    return [r for r in found if r.get("records") and all("memory_format" in x for x in r["records"])]
 
 
 def _label(res: dict, r: dict) -> str:
