@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from defusion_rt.bench.telemetry import machine  # noqa: E402
 from defusion_rt.engines.padding import crop, pad  # noqa: E402
-from defusion_rt.engines.quantize import calibration_pairs, engine_inputs  # noqa: E402
+from defusion_rt.train.quantize import calibration_pairs, engine_inputs  # noqa: E402
 from defusion_rt.fusion.files import pair_folders  # noqa: E402
 from defusion_rt.imageio import read_image  # noqa: E402
 from defusion_rt.metrics import score  # noqa: E402

@@ -180,7 +180,7 @@ def _cmd_calibrate(args) -> None:
 
 def _cmd_quantize(args) -> None:
     from .engines.compiled import cache_dir
-    from .engines.quantize import calibration_pairs, quantize, save
+    from .train.quantize import calibration_pairs, quantize, save
     from .model import create_model, default_weights
     out = check_folder(Path(args.out_dir) if args.out_dir else cache_dir() / "int8", "output folder (--out-dir)")
     model = create_model(args.model, weights=args.weights, pretrained=args.weights is None, task=args.task)
@@ -477,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_calibrate)
     q = sub.add_parser("quantize", help="the network in int8 for the OpenVINO engine (NNCF post-training "
                                         "quantization on calibration pairs, with per-layer fallback)")
-    q.add_argument("--task", required=True, choices=["ir-vis", "multi-focus", "multi-exposure"])
+    q.add_argument("--task", required=True, choices=["ir-vis", "multi-focus", "multi-exposure"],
+                   help="the task whose pairs calibrate (and whose shipped weights are quantized by default)")
     q.add_argument("--model", default="defusion_fast", help="variant (default defusion_fast)")
     q.add_argument("--weights", help="weight file (default: the shipped weights for the task)")
     q.add_argument("--a", action="append", help="calibration: folder of first sources or a video (repeatable)")

@@ -474,6 +474,7 @@ def test_an_engine_that_fails_to_build_stops_the_run_with_its_error(tmp_path):
     s = settings(sources=dict(sample_frames=8), fusion=dict(method="average"))
     with pytest.raises(UserError, match="cannot build this engine"):
         Pipeline(s, engine=Unbuildable(0.0)).run()
+    assert not [t for t in threading.enumerate() if t.name == "fusion"]  # no engine thread left behind
 
 
 def test_live_render_slower_than_fusion_drops_fused_frames_not_fusion_speed():

@@ -115,7 +115,7 @@ class FusionStage:
         self.s = s
         self.fuser = Fuser(engine or make_engine(s), s.task, colour=s.colour)
         self.error: BaseException | None = None
-        self.worker = EngineThread()
+        self.worker: EngineThread | None = None  # started by the warm-up or start(): a failed set-up leaks none
         self.threads = torch.get_num_threads()  # the worker may change it (see _work); join() restores it
 
     @property
@@ -126,7 +126,15 @@ class FusionStage:
         """Compiled engines build per input shape: build for the frames' size now, before capture starts, so no
         frame waits on it (a registration estimated on the first pair fixes the size only then)."""
         if hasattr(self.engine, "prepare"):
-            self.worker.submit(self._warm_up, size, batch, say).result()  # the engine's errors raise here
+            try:
+                self._worker().submit(self._warm_up, size, batch, say).result()  # the engine's errors raise here
+            except BaseException:
+                self.join(timeout=5.0)
+                raise
+
+    def _worker(self) -> EngineThread:
+        self.worker = self.worker or EngineThread()
+        return self.worker
 
     def _warm_up(self, size: tuple[int, int], batch: int, say: Callable[[str], None]) -> None:
         w, h = size
@@ -141,7 +149,7 @@ class FusionStage:
 
     def start(self, pairs: Callable[[], Pair | None], register: Callable, out: FrameQueue, batch: int,
               stop: threading.Event, stall_s: float) -> None:
-        self.worker.submit(self._work, pairs, register, out, batch, stop, stall_s)
+        self._worker().submit(self._work, pairs, register, out, batch, stop, stall_s)
         self.worker.close()  # the loop is its last job
 
     def _work(self, pairs, register, out: FrameQueue, batch: int, stop: threading.Event, stall_s: float) -> None:
@@ -196,6 +204,8 @@ class FusionStage:
 
     def join(self, timeout: float, warn: Callable[[str], None] = print) -> None:
         torch.set_num_threads(self.threads)
+        if self.worker is None:
+            return
         self.worker.close()
         self.worker.thread.join(timeout)
         if self.worker.thread.is_alive():

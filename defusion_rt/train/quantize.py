@@ -18,15 +18,15 @@ import cv2
 import numpy as np
 import torch
 
+from ..engines.base import Engine
+from ..engines.compiled import model_digest
+from ..engines.openvino import to_openvino
 from ..errors import UserError
 from ..fusion.files import pair_folders
 from ..fusion.fuser import Fuser, to_tensor
 from ..imageio import list_images, read_image
 from ..metrics import mutual_information, qabf, to_grey255, vif
 from ..tasks import check_task, match_sizes
-from .base import Engine
-from .compiled import model_digest
-from .openvino import to_openvino
 
 
 def _video_frames(spec: str, count: int) -> list[np.ndarray]:
@@ -65,7 +65,7 @@ def _source_pairs(a: str, b: str, count: int) -> list[tuple[np.ndarray, np.ndarr
 
 def _photo_pairs(task: str, folders: list[str], count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Synthetic multi-focus or multi-exposure pairs from photographs (a centred square, at most 512 px)."""
-    from ..train.synthetic import MAKERS
+    from .synthetic import MAKERS
     if task not in MAKERS:
         raise UserError(f"--data makes {' and '.join(MAKERS)} pairs; for {task} give real pairs with --a/--b")
     photos = [p for f in folders for p in list_images(f, recursive=True)]
