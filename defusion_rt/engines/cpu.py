@@ -19,12 +19,13 @@ CAPS = {"sse41": "other", "avx": "other", "avx2": "avx2", "avx2_vnni": "avx2", "
         "avx512_core_fp16": "avx512_bf16", "avx10_1_512": "avx512_bf16", "avx512_core_amx": "amx",
         "avx512_core_amx_fp16": "amx", "avx10_1_512_amx": "amx", "all": "amx"}
 
-# The real-time network at 640x480, batch 1: (engine, precision) fastest within the quality bounds, per class.
-# avx512_bf16: benchmarks/results/amd-epyc-2c_defusion_fast.json (export bf16 50.9 FPS, OpenVINO int8 31.0); amx
-# is taken to follow it (not measured). avx512: OpenVINO int8 31.0 against export fp32 29.0 in that run (bf16
-# unused). avx2: OpenVINO int8, from a real AVX2-only EPYC (23.5 FPS against 15.4 for the best torch engine; the
-# probe in ../shared/docs/probes-2026-11-30.md): the AVX2 emulation here (ONEDNN_MAX_CPU_ISA) puts int8 and
-# export fp32 level (31.6 and 32.6), so it does not decide. Without openvino, the torch choice.
+# The real-time network at 640x480, batch 1: (engine, precision) fastest within the quality bounds, per class,
+# from benchmarks/results/amd-epyc-2c*_defusion_fast*.json (README, "CPU classes"):
+# - avx512_bf16: export bf16 50.9 FPS, OpenVINO int8 41.0 (int8 keeps more quality); amx follows (not measured).
+# - avx512 (ISA capped to AVX512_CORE_VNNI): OpenVINO int8 41.9, export fp32 27.7.
+# - avx2: OpenVINO int8, from a real AVX2-only EPYC (23.5 FPS against 15.4 for the best torch engine; the probe
+#   in ../shared/docs/probes-2026-11-30.md); the AVX2 emulation here puts int8 and export fp32 level model-only.
+# Without openvino, the torch choice.
 FASTEST = {"amx": ("export", "bf16"), "avx512_bf16": ("export", "bf16"), "avx512": ("openvino", "int8"),
            "avx2": ("openvino", "int8"), "other": ("eager", "fp32")}
 TORCH_FASTEST = {"amx": ("export", "bf16"), "avx512_bf16": ("export", "bf16"), "avx512": ("export", "fp32"),
