@@ -37,13 +37,15 @@ SHAPE = (1, 3, 512, 672)  # 640x480 padded as the Fuser pads it
 AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
-def calibration(model) -> list[dict]:
+def calibration(model, holdout: bool = False) -> list[dict]:
+    """The padded network inputs `defusion-rt quantize` made the shipped IR-visible int8 network from: its
+    calibration pairs, or with `holdout` every pair (every fifth is its validation pair)."""
     video = DATA / "ir_vis_video" / "M3SVD"
     clips = sorted(p.name for p in (video / "ir").glob("*.mp4"))
     a = [str(video / "ir" / c) for c in clips] + [str(DATA / "ir_vis" / "RoadScene" / "ir")]
     b = [str(video / "vis" / c) for c in clips] + [str(DATA / "ir_vis" / "RoadScene" / "vis")]
     inputs = engine_inputs(model, "ir-vis", calibration_pairs("ir-vis", a, b, [], 300))
-    return [x for i, x in enumerate(inputs) if i % 5]  # the pairs `quantize` calibrates on
+    return inputs if holdout else [x for i, x in enumerate(inputs) if i % 5]
 
 
 def openvino_models(model) -> dict:

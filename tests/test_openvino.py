@@ -138,3 +138,18 @@ def test_a_requantized_network_is_not_served_from_the_old_build(tmp_path, monkey
     xml = int8_path(shipped)
     xml.write_text(xml.read_text() + "\n")  # the same weights' digest, another int8 network
     assert create_engine("openvino", "cpu", "int8", model=shipped).cache_path(shape) != path
+
+
+def test_a_corrupt_int8_network_is_one_line(tmp_path, monkeypatch, shipped):
+    import shutil
+    from defusion_rt.engines import openvino as ovengine
+    folder = tmp_path / "int8"
+    folder.mkdir()
+    for f in int8_path(shipped).parent.glob(int8_path(shipped).stem + ".*"):
+        shutil.copy(f, folder / f.name)
+    monkeypatch.setattr(ovengine, "int8_folders", lambda: [folder])
+    xml = int8_path(shipped)
+    xml.write_text(xml.read_text()[:2000])  # truncated
+    engine = create_engine("openvino", "cpu", "int8", model=shipped)
+    with pytest.raises(UserError, match="cannot read the int8 network .* make it again with `defusion-rt quantize`"):
+        Fuser(engine, "ir-vis")(*sample_pair(0, (64, 48)))

@@ -23,8 +23,8 @@ CAPS = {"sse41": "other", "avx": "other", "avx2": "avx2", "avx2_vnni": "avx2", "
 # from benchmarks/results/amd-epyc-2c*_defusion_fast*.json (README, "CPU classes"):
 # - avx512_bf16: export bf16 50.9 FPS, OpenVINO int8 41.0 (int8 keeps more quality); amx follows (not measured).
 # - avx512 (ISA capped to AVX512_CORE_VNNI): OpenVINO int8 41.9, export fp32 27.7.
-# - avx2: OpenVINO int8, from a real AVX2-only EPYC (23.5 FPS against 15.4 for the best torch engine; the probe
-#   in ../shared/docs/probes-2026-11-30.md); the AVX2 emulation here puts int8 and export fp32 level model-only.
+# - avx2: OpenVINO int8, from a real AVX2-only EPYC (23.5 FPS against 15.4 for the best torch engine;
+#   benchmarks/results/avx2_probe_2026-11-30.md); the AVX2 emulation here puts int8 and export fp32 level.
 # Without openvino, the torch choice.
 FASTEST = {"amx": ("export", "bf16"), "avx512_bf16": ("export", "bf16"), "avx512": ("openvino", "int8"),
            "avx2": ("openvino", "int8"), "other": ("eager", "fp32")}

@@ -14,8 +14,8 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 def check_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == "int8":
-        raise UserError("int8 runs on the openvino engine (a network made by `defusion-rt quantize`); "
-                        "use --engine openvino")
+        raise UserError("int8 runs on the openvino engine only (a network made by `defusion-rt quantize`): "
+                        "--engine openvino, or in evaluate NAME@openvino:int8")
     if precision not in DTYPES:
         raise UserError(f"unknown precision '{precision}'; choose one of: {', '.join(DTYPES)}")
     if precision == "fp16" and device.type == "cpu":

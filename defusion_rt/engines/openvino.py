@@ -61,7 +61,8 @@ class OpenVinoEngine(CompiledEngine):
                             "or use --precision fp32")
         super().__init__(model, device, "fp32")  # the torch module stays fp32: OpenVINO lowers it itself
         self.precision = precision
-        # Layers left in float stay fp32 (OpenVINO's default on a bf16 CPU is bf16, which alone costs 0.1 MI).
+        # Layers left in float stay fp32: OpenVINO's default on a bf16 CPU is bf16, and bf16 costs IR-visible
+        # fusion 0.15-0.17 MI (benchmarks/evaluation/cpu_precisions_*.md) where int8 holds it.
         self.hint = "bf16" if precision == "bf16" else "f32"
 
     def cache_path(self, shape):
@@ -77,7 +78,11 @@ class OpenVinoEngine(CompiledEngine):
         import openvino as ov
         if not self.int8:
             return to_openvino(self.model, shape)
-        net = ov.Core().read_model(str(self.int8))
+        try:
+            net = ov.Core().read_model(str(self.int8))
+        except RuntimeError as err:  # OpenVINO's error for an unreadable or truncated model file
+            raise UserError(f"cannot read the int8 network {self.int8} ({str(err).splitlines()[0][:80]}); delete "
+                            "it and make it again with `defusion-rt quantize`, or use --precision fp32") from None
         net.reshape({"a": list(shape), "b": list(shape)})
         return net
 

@@ -105,7 +105,7 @@ class DeFusionFast(nn.Module):
         """Upsample the quarter-resolution mix to the sources' size and apply it there."""
         # Coefficient 0 weighs the first argument: the unique head's own source (its two calls swap a and b).
         # Split before upsampling (bilinear is per channel, so the result is the same): slicing the
-        # full-resolution maps instead costs a copy of each, 10% of an OpenVINO int8 frame.
+        # full-resolution maps instead makes OpenVINO copy each of them.
         def up(k: torch.Tensor) -> torch.Tensor:
             return F.interpolate(k, size=a.shape[-2:], mode="bilinear", align_corners=False)
         wa, wb, offset = coeffs.split((1, 1, 3), 1)

@@ -143,10 +143,11 @@ def quantize(model, task: str, pairs: list, max_drop: float = 0.01) -> tuple[obj
     if len(val) < 2 or len(calib) < 8:
         raise UserError(f"{len(inputs)} calibration pairs are too few; give at least 20 (a few hundred is usual)")
     float_model = to_openvino(model)
-    # Float from the start where int8 costs quality for little time (measured on the validation pairs, AVX2):
-    # the embedding sum, the heads and the full-resolution mix (Add, Multiply, head_*), the decoders' last convs
-    # (d3) and every bilinear resize (requantizing upsampled features). Quantizing all of it lost 0.019 Qabf and
-    # 0.11 MI; this scope 0.0005 Qabf, 0.018 MI, 0.0009 VIF, and ran fastest (27 ms against 32 for the tail alone).
+    # Float from the start where int8 costs the most quality: the embedding sum, the heads and the full-resolution
+    # mix (Add, Multiply, head_*), the decoders' last convs (d3) and every bilinear resize (requantizing
+    # upsampled features). On the validation pairs all-int8 moved Qabf/MI/VIF by -0.017/-0.28/-0.038, this scope by
+    # -0.000/-0.019/-0.001; it costs time (33.6 against 23.6 ms in one AVX2-emulated run):
+    # benchmarks/int8_scope.py, benchmarks/results/int8_scope_amd-epyc-2c-avx2-emulated.json.
     keep = nncf.IgnoredScope(types=["Add", "Multiply", "Interpolate"], patterns=[".*head_.*", ".*\\.d3\\..*"],
                              validate=False)
     int8 = nncf.quantize_with_accuracy_control(
