@@ -76,9 +76,11 @@ def _cmd_evaluate(args) -> None:
 
 def _cmd_run(args) -> None:
     from rich.console import Console
-    from .pipeline import Pipeline, load_pipeline, print_summary
+    from .pipeline import Pipeline, is_multi, load_pipeline, print_summary
     overrides = _fusion_overrides(args)
     overrides["register"]["reestimate_s"] = args.reestimate
+    if is_multi(args.pipeline):
+        return _run_pairs(args, overrides)
     s = load_pipeline(args.pipeline, {
         **overrides,
         "sources": dict(a=args.a, b=args.b, mode="live" if args.live else None, paced=args.paced or None),
@@ -95,6 +97,28 @@ def _cmd_run(args) -> None:
     if summary.stopped_by == "error":
         raise UserError(summary.message + (f" ({summary.fused} frames fused were saved to {summary.record})"
                                            if summary.record else ""))
+
+
+def _run_pairs(args, overrides: dict) -> None:
+    """`run --pipeline FILE` where FILE lists several pairs: flags that name one source or output belong to a
+    pair, so they go in the file; the others apply to every pair."""
+    from rich.console import Console
+    from .pipeline import MultiPipeline, load_multi, print_multi_summary
+    per_pair = [f"--{k.replace('_', '-')}" for k in ("a", "b", "record", "csv", "serve", "serve_token")
+                if getattr(args, k)]
+    if per_pair:
+        raise UserError(f"{args.pipeline} lists several pairs: set {', '.join(per_pair)} per pair in the file "
+                        "(sources: / render: under each pair)")
+    s = load_multi(args.pipeline, {
+        **overrides, "sources": dict(mode="live" if args.live else None, paced=args.paced or None),
+        "render": dict(display=args.display, overlay=args.overlay, side_by_side=args.side_by_side or None),
+        "run": dict(max_frames=args.max_frames)})
+    console = Console(stderr=True)
+    summary = MultiPipeline(s, console).run()
+    print_multi_summary(summary, console)
+    failed = [f"{name}: {sm.message}" for name, sm in summary.pairs if sm.stopped_by == "error"]
+    if failed:
+        raise UserError("; ".join(failed) + " (the other pairs' frames were saved)")
 
 
 def _cmd_batch(args) -> None:
@@ -414,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sheet-fused-only", action="store_true", help="leave the source images out of the sheet")
     e.set_defaults(func=_cmd_evaluate)
     r = sub.add_parser("run", help="fuse two live feeds or recordings: capture, register, fuse, show, record")
-    r.add_argument("--pipeline", help="YAML with the settings (see pipelines/); flags below override it")
+    r.add_argument("--pipeline", help="YAML with the settings (see pipelines/); flags below override it. A file "
+                                      "with a pairs: list runs several camera pairs through one engine "
+                                      "(pipelines/two_pairs.yaml)")
     r.add_argument("--a", help="source A: camera index, video file, URL or folder of frames (default: built-in "
                               "sample)")
     r.add_argument("--b", help="source B (visible for ir-vis)")

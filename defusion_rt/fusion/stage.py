@@ -65,6 +65,15 @@ class FusedFrame:
         return 1000 * abs(self.ts_a - self.ts_b)
 
 
+def fused_frame(item: tuple, image: np.ndarray, t_submit: float, done: float) -> FusedFrame:
+    """A fused result with its timing: `item` is ((frame A, frame B), aligned a, aligned b, registration s)."""
+    (fa, fb), a, b, reg_s = item
+    captured = max(fa.captured, fb.captured)
+    return FusedFrame(image, a, b, fa.index, fb.index, fa.timestamp, fb.timestamp, captured,
+                      wait_ms=1000 * max(0.0, t_submit - reg_s - captured), register_ms=1000 * reg_s,
+                      fuse_ms=1000 * (done - t_submit))
+
+
 def make_engine(s: FusionSettings) -> Engine:
     """The settings' engine: a classical method, or the network with `auto` resolved for this device."""
     check_task(s.task)
@@ -149,23 +158,33 @@ class FusionStage:
 
     def start(self, pairs: Callable[[], Pair | None], register: Callable, out: FrameQueue, batch: int,
               stop: threading.Event, stall_s: float) -> None:
-        self._worker().submit(self._work, pairs, register, out, batch, stop, stall_s)
-        self.worker.close()  # the loop is its last job
+        self.run_loop(self._work, pairs, register, out, batch, stop, stall_s)
 
-    def _work(self, pairs, register, out: FrameQueue, batch: int, stop: threading.Event, stall_s: float) -> None:
+    def run_loop(self, loop: Callable, *args) -> None:
+        """Run `loop(*args)` on the engine thread, after the warm-up, as its last job."""
+        self._worker().submit(self._set_threads)
+        self._worker().submit(loop, *args)
+        self.worker.close()
+
+    def _set_threads(self) -> None:
         if isinstance(self.engine, ClassicalEngine) and self.engine.device.type == "cpu":
             # Pixel-wise methods are a few memory-bound passes: one thread does them, and OpenMP workers spinning
             # between such tiny ops take the cores from capture and encoding (see bench's e2e_classical row).
             # Set before this thread's first op; restored by join().
             torch.set_num_threads(1)
-        # On CUDA up to 3 batches are in flight (copy in, compute, copy out overlap); on the CPU one at a time.
-        streamed = StreamedFuser(self.fuser, depth=3 if self.engine.device.type == "cuda" else 1)
+
+    def streamed(self, pad_to: int = 1) -> StreamedFuser:
+        """On CUDA up to 3 batches in flight (copy in, compute, copy out overlap); on the CPU one at a time."""
+        return StreamedFuser(self.fuser, depth=3 if self.engine.device.type == "cuda" else 1, pad_to=pad_to)
+
+    def _work(self, pairs, register, out: FrameQueue, batch: int, stop: threading.Event, stall_s: float) -> None:
+        streamed = self.streamed()
         try:
             done = False
             while not done and not stop.is_set():
                 items = []
                 while len(items) < batch:
-                    pair = self._next_pair(pairs, stall_s)
+                    pair = self.next_pair(pairs, stall_s)
                     if pair is None:
                         done = True
                         break
@@ -184,7 +203,7 @@ class FusionStage:
             out.put(END)
 
     @staticmethod
-    def _next_pair(pairs: Callable[[], Pair | None], stall_s: float) -> Pair | None:
+    def next_pair(pairs: Callable[[], Pair | None], stall_s: float) -> Pair | None:
         """The next pair; waiting longer than the sources allow is a stall (any other timeout is a bug)."""
         try:
             return pairs()
@@ -195,12 +214,9 @@ class FusionStage:
     @staticmethod
     def _emit(finished, out: FrameQueue) -> None:
         for frames, (items, t_submit) in finished:
-            fuse_ms = 1000 * (time.monotonic() - t_submit)
-            for ((fa, fb), a, b, reg_s), img in zip(items, frames):
-                captured = max(fa.captured, fb.captured)
-                out.put(FusedFrame(img, a, b, fa.index, fb.index, fa.timestamp, fb.timestamp, captured,
-                                   wait_ms=1000 * max(0.0, t_submit - reg_s - captured),
-                                   register_ms=1000 * reg_s, fuse_ms=fuse_ms))
+            done = time.monotonic()
+            for item, img in zip(items, frames):
+                out.put(fused_frame(item, img, t_submit, done))
 
     def join(self, timeout: float, warn: Callable[[str], None] = print) -> None:
         torch.set_num_threads(self.threads)

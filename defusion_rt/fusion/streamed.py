@@ -47,8 +47,9 @@ class StreamedFuser:
     """`submit(a, b, meta)` a batch of BGR uint8 frames and get back the submissions that have finished, oldest
     first, as (frames, meta); `flush()` returns the rest. At most `depth` submissions are in flight."""
 
-    def __init__(self, fuser: Fuser, depth: int = 3):
+    def __init__(self, fuser: Fuser, depth: int = 3, pad_to: int = 1):
         self.fuser, self.depth = fuser, max(1, depth)
+        self.pad_to = pad_to  # smaller batches are padded to this size: the many-pairs pipeline's built shape
         self.device = fuser.engine.device
         self.cuda = self.device.type == "cuda"
         if self.cuda:
@@ -81,9 +82,11 @@ class StreamedFuser:
     def submit(self, a: list[np.ndarray], b: list[np.ndarray], meta=None) -> list[tuple[list[np.ndarray], object]]:
         n = len(a)
         h, w = a[0].shape[:2]
-        if self.shape and n < self.shape[0] and (h, w) == self.shape[1:3]:
-            # A short tail batch is padded with its last pair: compiled engines keep their one static shape.
-            a, b = a + [a[-1]] * (self.shape[0] - n), b + [b[-1]] * (self.shape[0] - n)
+        built = self.shape[0] if self.shape and (h, w) == self.shape[1:3] else 0
+        if n < max(built, self.pad_to):
+            # A short batch is padded with its last pair: compiled engines keep their one static shape.
+            extra = max(built, self.pad_to) - n
+            a, b = a + [a[-1]] * extra, b + [b[-1]] * extra
         shape = (len(a), h, w, self.channels)
         done = self._collect(keep=self.depth - 1)  # frees the slot about to be reused
         if shape != self.shape:  # a new resolution or batch size: reallocate once

@@ -122,7 +122,7 @@ class Pipeline:
         with ExitStack() as stack:
             st = self.stages = self.compose(stack)
             summary.engine = st.fusion.engine.describe()
-            stack.enter_context(self._signals(summary))
+            stack.enter_context(stopped_by_signals(lambda: self._request_stop(summary, "signal")))
             # Live: a render slower than fusion (a stalled window, an encoder catching up) drops its oldest
             # fused frames, counted, instead of holding up fusion; recordings lose nothing.
             out = FrameQueue(max(4, 2 * s.fusion.batch), "drop_oldest" if st.capture.live else "block", self.stop)
@@ -152,20 +152,6 @@ class Pipeline:
             summary.stopped_by = "end of sources"
         return summary
 
-    @contextmanager
-    def _signals(self, summary: Summary):
-        """Ctrl-C and SIGTERM stop the run cleanly (the recording is closed, the summary printed)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        old = {sig: signal.signal(sig, lambda *_: self._request_stop(summary, "signal"))
-               for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
-
     def _request_stop(self, summary: Summary, why: str) -> None:
         summary.stopped_by = summary.stopped_by or why
         self.stop.set()
@@ -188,16 +174,9 @@ class Pipeline:
                 if item is END:
                     break
                 fps = meter.tick()
-                stats = dict(fps=fps, engine=summary.engine, frame=st.render.frames + 1,
-                             dropped=st.capture.dropped_by_stream, queued=st.capture.queued | {"fused": len(out)},
-                             dropped_for_tighter_pairs=st.capture.pairs.out_of_tolerance,
-                             dropped_after_fusion=out.dropped,
-                             status=st.capture.status, warning=st.register.warning,
-                             registration=st.register.describe(),
-                             latency_ms=dict(register=item.register_ms, fuse=item.fuse_ms,
-                                             total=1000 * (time.monotonic() - item.captured)))
                 try:
-                    shown = st.render(item, stats)
+                    shown = st.render(item, live_stats(item, fps, summary.engine, st.capture, st.register,
+                                                       st.render, out))
                 except UserError as err:  # e.g. the recording's disk is full: stop, keep what was written
                     summary.stopped_by, summary.message = "error", str(err)
                     self.stop.set()
@@ -216,18 +195,49 @@ class Pipeline:
         return min(n, limit) if limit else n
 
     def _summarise(self, st: Stages, summary: Summary) -> None:
-        cap, pairs = st.capture, st.capture.pairs
-        summary.fused = st.render.frames
-        summary.fps = summary.fused / max(summary.seconds, 1e-9)
-        summary.frames_a, summary.frames_b = cap.frames_read
-        summary.dropped, summary.max_queue, summary.reconnects = cap.dropped, cap.max_queue, cap.reconnects
-        summary.dropped_by_render = self.fused_queue.dropped if self.fused_queue is not None else 0
-        summary.repeated_b, summary.skipped_b = pairs.repeated_b, pairs.skipped_b
-        summary.latency_ms = st.render.latency_summary()
-        summary.registration = st.register.describe()
-        if st.render.frames and st.render.outputs:
-            summary.record, summary.codec = ", ".join(st.render.outputs), st.render.codec
-        summary.notes = [f"{n}: the file is truncated or damaged" for n in cap.short_sources()] + st.render.notes()
+        summarise(summary, st.capture, st.register, st.render, self.fused_queue)
+
+
+def live_stats(item, fps: float, engine: str, cap: CaptureStage, register: RegisterStage, render: RenderStage,
+               out: FrameQueue) -> dict:
+    """What the overlay, the live view and the soak see of one pair, as of this frame."""
+    return dict(fps=fps, engine=engine, frame=render.frames + 1,
+                dropped=cap.dropped_by_stream, queued=cap.queued | {"fused": len(out)},
+                dropped_for_tighter_pairs=cap.pairs.out_of_tolerance, dropped_after_fusion=out.dropped,
+                status=cap.status, warning=register.warning, registration=register.describe(),
+                latency_ms=dict(register=item.register_ms, fuse=item.fuse_ms,
+                                total=1000 * (time.monotonic() - item.captured)))
+
+
+@contextmanager
+def stopped_by_signals(request_stop: Callable[[], None]):
+    """Ctrl-C and SIGTERM stop the run cleanly (the recording is closed, the summary printed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, lambda *_: request_stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def summarise(summary: Summary, cap: CaptureStage, register: RegisterStage, render: RenderStage,
+              fused_queue: FrameQueue | None) -> None:
+    """One pair's counts, latencies and outputs into `summary` (its seconds already set)."""
+    pairs = cap.pairs
+    summary.fused = render.frames
+    summary.fps = summary.fused / max(summary.seconds, 1e-9)
+    summary.frames_a, summary.frames_b = cap.frames_read
+    summary.dropped, summary.max_queue, summary.reconnects = cap.dropped, cap.max_queue, cap.reconnects
+    summary.dropped_by_render = fused_queue.dropped if fused_queue is not None else 0
+    summary.repeated_b, summary.skipped_b = pairs.repeated_b, pairs.skipped_b
+    summary.latency_ms = render.latency_summary()
+    summary.registration = register.describe()
+    if render.frames and render.outputs:
+        summary.record, summary.codec = ", ".join(render.outputs), render.codec
+    summary.notes = [f"{n}: the file is truncated or damaged" for n in cap.short_sources()] + render.notes()
 
 
 def print_summary(summary: Summary, console: Console) -> None:

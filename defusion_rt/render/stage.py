@@ -62,8 +62,8 @@ class RenderSettings:
 class RenderStage:
     """In: FusedFrames and the live statistics to draw. Out: a window, a recording, a timing log, a live view."""
 
-    def __init__(self, s: RenderSettings, warn: Callable[[str], None] = print):
-        self.s, self.warn = s, warn
+    def __init__(self, s: RenderSettings, warn: Callable[[str], None] = print, title: str = "defusion-rt"):
+        self.s, self.warn, self.title = s, warn, title
         self.fps = 0.0                     # the recording's frame rate: stream A's, set once the sources are open
         self.outputs = [s.record] if isinstance(s.record, str) else list(s.record)
         self.outputs = [o for o in self.outputs if o]
@@ -85,7 +85,7 @@ class RenderStage:
     def __enter__(self) -> "RenderStage":
         if self.s.display:
             if has_screen():
-                self.window = Window()
+                self.window = Window(self.title)
             else:
                 self.warn("no screen found: running headless (record with --record)")
         self.log = TimingLog(self.s.csv or None)
