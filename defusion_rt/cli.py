@@ -282,6 +282,9 @@ def _e2e_sources(spec: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
+BENCH_ENGINES = ["eager", "torchscript", "compile", "export", "onnx", "openvino", "openvino:int8"]
+
+
 def _cmd_bench(args) -> None:
     from rich.console import Console
     from .bench import BenchSettings, load_results, plot, run_matrix, save, update_readme
@@ -290,6 +293,9 @@ def _cmd_bench(args) -> None:
     folder = check_folder(args.out_dir, "results folder (--out-dir)")
     if args.readme:
         check_file(args.readme, "--readme")
+    if args.streams:
+        return _bench_streams(args, folder, console)
+    args.model = args.model or "defusion"
     if args.profile:
         from .bench.matrix import device_slug_for, profile
         engine, _, precision = args.profile.partition(":")
@@ -309,7 +315,7 @@ def _cmd_bench(args) -> None:
         e2e = _e2e_sources(args.e2e) if args.e2e else None  # before minutes of model runs, not after
         # Saved as they are measured (rewritten after every record), so a run cut short keeps its results.
         partial = check_file(args.json, "--json") if args.json else folder / f".partial_{args.model}.json"
-        s = BenchSettings(device=args.device, model=args.model, engines=args.engines.split(","),
+        s = BenchSettings(device=args.device, model=args.model, engines=args.engines.split(",") if args.engines else BENCH_ENGINES,
                           precisions=args.precisions.split(","), sizes=args.sizes, batches=args.batch,
                           budget_s=args.budget, weights=args.weights, e2e_frames=args.e2e_frames, e2e=e2e,
                           e2e_methods=args.e2e_methods, partial=str(partial))
@@ -329,6 +335,33 @@ def _cmd_bench(args) -> None:
             console.print(f"plot: {plot(results, folder / 'fps_640x480.png')}")
             if args.readme and update_readme(Path(args.readme), results):
                 console.print(f"performance table updated in {args.readme}")
+
+
+def _bench_streams(args, folder: Path, console) -> None:
+    """`bench --streams N,...`: one engine for N pairs (an --engines entry of one ENGINE[:PRECISION], else auto)."""
+    from .bench import BenchSettings
+    from .bench.matrix import device_slug
+    from .bench.streams import print_streams, run_streams
+    from .config import build
+    from .fusion import FusionSettings
+    engines = args.engines.split(",") if args.engines else ["auto"]
+    if len(engines) != 1:
+        raise UserError("--streams runs one engine: give --engines ENGINE[:PRECISION] once, or leave it out (auto)")
+    engine, _, precision = engines[0].partition(":")
+    fusion = build(FusionSettings, dict(model=args.model or "auto", engine=engine, precision=precision or
+                                        "auto", device=args.device, weights=args.weights or ""), "--")
+    s = BenchSettings(device=args.device, model=fusion.model, weights=args.weights, e2e_frames=args.e2e_frames,
+                      e2e=_e2e_sources(args.e2e) if args.e2e else None)
+    path = Path(args.json) if args.json else None
+    if path:
+        check_file(path, "--json")
+    result = run_streams(args.streams, s, fusion, args.paced, console)
+    print_streams(result, console)
+    path = path or folder / f"streams_{device_slug(result)}{'_paced' if args.paced else ''}.json"
+    with written(path, "results"):
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1))
+    console.print(f"results: {path}")
 
 
 def _cmd_web(args) -> None:
@@ -520,16 +553,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_quantize)
     b = sub.add_parser("bench", help="FPS of engines x precisions x sizes x batches, with telemetry, saved as JSON")
     b.add_argument("--device", default="auto", help="cpu | cuda | auto")
-    b.add_argument("--engines", default="eager,torchscript,compile,export,onnx,openvino,openvino:int8",
-                   help="comma-separated: eager, torchscript, compile, export, onnx, tensorrt, openvino; "
-                        "ENGINE:PRECISION for one precision only (fp32 NCHW eager always runs as the reference)")
+    b.add_argument("--engines", help="comma-separated: eager, torchscript, compile, export, onnx, tensorrt, openvino; "
+                                    "ENGINE:PRECISION for one precision only (fp32 NCHW eager always runs as the "
+                                    f"reference; default {','.join(BENCH_ENGINES)})")
     b.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16 (CUDA), int8 "
                                                             "(openvino)")
     b.add_argument("--sizes", default="256x256,640x480,1280x720", type=_sizes,
                    help="comma-separated capture sizes, WIDTHxHEIGHT")
     b.add_argument("--batch", default="1", type=_ints, help="comma-separated batch sizes")
     b.add_argument("--budget", type=_number(float, 0.01), default=8.0, help="timed seconds per configuration")
-    b.add_argument("--model", default="defusion", help="model variant (defusion, defusion_fast, ...)")
+    b.add_argument("--model", help="model variant (defusion, defusion_fast, ...; default defusion, with --streams "
+                                   "auto)")
     b.add_argument("--weights", help="weights (default: shipped)")
     b.add_argument("--e2e", help="A,B sources for the end-to-end run (default: the built-in scene at 640x480)")
     b.add_argument("--e2e-frames", type=POSITIVE, default=60, help="frames of the end-to-end runs (default 60)")
@@ -543,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report-only", action="store_true", help="only the plot and README table from saved results")
     b.add_argument("--profile", help="ENGINE:PRECISION (eager-nchw for the NCHW reference): profile one forward "
                                      "pass at the first --sizes entry and save the operator table")
+    b.add_argument("--streams", type=_ints, help="N[,N...]: N copies of the --e2e pair (default: the built-in "
+                                                 "scene) through one engine, aggregate and per-pair FPS, drops and "
+                                                 "latency, beside the single-pair pipeline (only this runs)")
+    b.add_argument("--paced", action="store_true", help="with --streams: play each copy at its frame rate, as live "
+                                                        "cameras")
     b.set_defaults(func=_cmd_bench)
     w = sub.add_parser("web", help="the browser app: fuse a pair with its decomposition and metrics, the live "
                                    "view of a run, the saved benchmarks")

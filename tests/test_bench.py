@@ -65,3 +65,21 @@ def test_a_missing_end_to_end_source_is_named_before_any_model_runs(tmp_path):
                            timeout=300)
         assert p.returncode == 2 and says in p.stderr and "Traceback" not in p.stderr
         assert not list((tmp_path / "out").glob("*.json"))  # it stopped before measuring anything
+
+
+def test_bench_streams_runs_n_pairs_through_one_engine_beside_the_single_pipeline(tmp_path, tiny_model):
+    from defusion_rt.bench.matrix import _sample_videos
+    from defusion_rt.cli import main
+    from defusion_rt.model import export_weights
+    weights = export_weights(tiny_model, tmp_path / "w.pt")
+    a, b = _sample_videos(tmp_path, 6, (96, 64))
+    assert main(["bench", "--device", "cpu", "--streams", "1,3", "--engines", "eager:fp32", "--weights", str(weights),
+                 "--e2e", f"{a},{b}", "--e2e-frames", "6", "--out-dir", str(tmp_path / "out")]) == 0
+    (path,) = (tmp_path / "out").glob("streams_*.json")
+    result = json.loads(path.read_text())
+    assert [(r["n"], r["pipeline"]) for r in result["runs"]] == [(1, "single"), (1, "multi"), (3, "multi")]
+    assert (result["width"], result["height"], result["paced"]) == (96, 64, False) and "eager fp32" in result["engine"]
+    three = result["runs"][2]
+    assert [p["fused"] for p in three["pairs"]] == [6, 6, 6] and three["dropped_total"] == 0
+    assert three["fps_total"] > 0 and all(p["latency_p95_ms"] > 0 for p in three["pairs"])
+    assert main(["bench", "--streams", "2", "--engines", "eager,onnx", "--out-dir", str(tmp_path)]) == 2
