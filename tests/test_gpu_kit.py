@@ -77,3 +77,16 @@ def test_kit_dry_run_returns_weights_logs_and_benchmarks(kit_data, tmp_path, mod
     assert {r["form"] for r in forms["records"]} == {"textbook", "grouped", "dense"}
     assert all(r["rel_err_vs_textbook_fp32"] < 1e-5 for r in forms["records"])
     assert len(list(out.iterdir())) <= 8  # what a device call can return
+
+
+def test_smoke_dry_run_writes_the_console_and_both_streams_results(tmp_path):
+    """The GPU smoke check's wiring on the CPU (tests skipped: they are CUDA's): both bench runs, their JSON."""
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu" / "smoke.py"), "--out", str(tmp_path),
+                        "--device", "cpu", "--engines", "eager:fp32", "--streams", "2", "--paced", "1", "--frames",
+                        "4", "--skip-tests"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, (tmp_path / "smoke_console.txt").read_text()[-2000:]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["smoke_console.txt", "streams_paced.json",
+                                                          "streams_unpaced.json"]
+    unpaced = json.loads((tmp_path / "streams_unpaced.json").read_text())
+    assert [r["n"] for r in unpaced["runs"]] == [1, 2] and unpaced["runs"][1]["pairs"][0]["fused"] == 4
+    assert json.loads((tmp_path / "streams_paced.json").read_text())["paced"] is True

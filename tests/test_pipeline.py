@@ -504,3 +504,14 @@ def test_live_render_slower_than_fusion_drops_fused_frames_not_fusion_speed():
         assert summary.dropped_by_render == 0 and summary.fused == 60
     finally:
         mp.undo()
+
+
+def test_a_paced_file_that_ends_ends_the_live_run_without_waiting_for_the_watchdog(tmp_path):
+    """A file played at its frame rate is live for pairing, but its end is an end: no camera-style retries for the
+    stall timeout (60 s here) after its last frame."""
+    a, b = make_video(tmp_path / "a.mp4", 10, "ir"), make_video(tmp_path / "b.mp4", 10, "vis")
+    s = settings(sources=dict(a=str(a), b=str(b), paced=True, mode="live", timeout_s=60.0),
+                 fusion=dict(method="average"))
+    summary = Pipeline(s).run()
+    assert summary.stopped_by == "end of sources" and summary.fused >= 1
+    assert summary.seconds < 30  # the watchdog's wait would be 60 s

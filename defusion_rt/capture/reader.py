@@ -54,6 +54,12 @@ class CaptureThread(threading.Thread):
             return True
         return False
 
+    def _can_resume(self, i: int) -> bool:
+        """A camera or network stream may send again after a failed read; a file played at its frame rate (live
+        for pairing) has simply ended."""
+        info = self.sources[i].info
+        return info.live and info.kind in ("camera", "network")
+
     def run(self) -> None:
         last_ok = [time.monotonic()] * len(self.sources)
         try:
@@ -67,8 +73,8 @@ class CaptureThread(threading.Thread):
                         last_ok[i] = time.monotonic()
                         self.read[i] += 1
                         self.queues[i].put(frame)
-                    elif self.sources[i].info.live and time.monotonic() - last_ok[i] < self.stall_s:
-                        continue  # a failed read on a live source: retry until the watchdog fires
+                    elif self._can_resume(i) and time.monotonic() - last_ok[i] < self.stall_s:
+                        continue  # a failed read on a camera or stream: retry until the watchdog fires
                     elif not self._recover(i):
                         ended = True
                     else:
