@@ -63,6 +63,14 @@ def _cmd_evaluate(args) -> None:
         fused[name or Path(folder).name] = folder
     methods = [m for m in args.methods.split(",") if m] if args.methods is not None else default_methods(args.task)
     check_outputs(json=args.json, csv=args.csv, markdown=args.markdown, sheet=args.sheet)  # before the scoring
+    if args.video:
+        from .evaluate import run_video_evaluation
+        report = run_video_evaluation(args.task, args.a, args.b, methods, weights=args.weights, device=args.device,
+                                      precision=args.precision, frames=args.frames)
+        title = f"{args.task} video flicker (lower is better): {args.a} + {args.b}"
+        print_table(report, Console(width=160), title)
+        write_outputs(report, dict(a=args.a, b=args.b, frames=args.frames), args.json, args.csv, args.markdown, title)
+        return
     report = run_evaluation(args.task, args.a, args.b, methods, gt=args.gt, fused=fused, weights=args.weights,
                             device=args.device, precision=args.precision, limit=args.limit,
                             sheet=Path(args.sheet) if args.sheet else None, sheet_sources=not args.sheet_fused_only)
@@ -464,6 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
     e.add_argument("--precision", default="fp32", help="network precision: fp32 (default, as published) | bf16 | fp16")
     e.add_argument("--limit", type=POSITIVE, help="only the first N pairs")
+    e.add_argument("--video", action="store_true",
+                   help="--a/--b are two videos (or frame folders), or two folders of videos paired by name: score "
+                        "the fused videos' flicker, the change no source explains (lower is better)")
+    e.add_argument("--frames", type=POSITIVE, default=150, help="with --video: frames per clip (default 150)")
     e.add_argument("--json", help="write per-pair and mean values as JSON")
     e.add_argument("--csv", help="write per-pair and mean values as CSV")
     e.add_argument("--markdown", help="write the mean table as Markdown")

@@ -106,14 +106,22 @@ def contact_sheet(rows: list[list[tuple[str, np.ndarray]]], path: Path, height: 
     return path
 
 
+def _best(report: Report, means: dict) -> dict:
+    """The best mean per metric (highest, lowest for flicker; none for a video's plain amount of change)."""
+    best = {}
+    for k in report.metrics:
+        values = [means[m][k] for m in report.methods if math.isfinite(means[m][k])]
+        best[k] = None if k in UNRANKED or not values else (min if k in LOWER_IS_BETTER else max)(values)
+    return best
+
+
 def print_table(report: Report, console: Console, title: str) -> None:
     means = report.means()
     table = Table(title=f"{title}\n[dim]{CONVENTIONS}[/dim]")
     table.add_column("method")
     for k in report.metrics:
         table.add_column(k + (" (sum)" if k in SUMMED else ""), justify="right")
-    best = {k: max((means[m][k] for m in report.methods if math.isfinite(means[m][k])), default=None)
-            for k in report.metrics}
+    best = _best(report, means)
     for m in report.methods:
         cells = [f"[bold green]{means[m][k]:.3f}[/]" if means[m][k] == best[k] else f"{means[m][k]:.3f}"
                  for k in report.metrics]
@@ -171,13 +179,69 @@ def run_evaluation(task: str, dir_a: str, dir_b: str, methods: list[str], gt: st
     return report
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v")
+VIDEO_METRICS = ["flicker", "change"]  # metrics/temporal.py; lower flicker is better
+LOWER_IS_BETTER = {"flicker"}
+UNRANKED = {"change"}  # how much the fused video moves: context for flicker, neither good nor bad
+
+
+def video_pairs(a: str, b: str) -> list[tuple[str, str, str]]:
+    """(name, A, B): two videos or frame folders (one clip), or two folders of videos paired by name."""
+    pa, pb = Path(a), Path(b)
+    videos = lambda d: {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}  # noqa: E731
+    if pa.is_dir() and pb.is_dir() and (va := videos(pa)):
+        vb = videos(pb)
+        names = sorted(va.keys() & vb.keys())
+        if not names:
+            raise UserError(f"no video names in common between {a} and {b}; clips are paired by name")
+        return [(n, str(va[n]), str(vb[n])) for n in names]
+    return [(pa.stem or pa.name, a, b)]
+
+
+def run_video_evaluation(task: str, a: str, b: str, methods: list[str], weights: str | None = None,
+                         device: str = "auto", precision: str = "fp32", frames: int = 150) -> Report:
+    """Flicker (metrics/temporal.py) of each method's fused video over the first `frames` frames of every clip."""
+    from .capture import open_source
+    from .metrics.temporal import Flicker
+    check_task(task)
+    clips = video_pairs(a, b)
+    fusers = _methods(methods, weights, device, precision, task)
+    report = Report(task, list(fusers), VIDEO_METRICS)
+    rgb = lambda fr: cv2.cvtColor(fr.image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255  # noqa: E731
+    with Progress() as progress:
+        bar = progress.add_task(f"evaluating {task} video", total=len(clips) * frames)
+        for name, va, vb in clips:
+            src_a, src_b = open_source(va), open_source(vb)
+            meters = {m: Flicker() for m in fusers}
+            try:
+                for _ in range(frames):
+                    fa, fb = src_a.read(), src_b.read()
+                    if fa is None or fb is None:
+                        break
+                    x, y = rgb(fa), rgb(fb)
+                    if y.shape != x.shape:  # registered sets can differ by a pixel after cropping
+                        y = cv2.resize(y, x.shape[1::-1], interpolation=cv2.INTER_AREA)
+                    for m, f in fusers.items():
+                        meters[m].add(x, y, f(x, y))
+                    progress.advance(bar)
+            finally:
+                src_a.close()
+                src_b.close()
+            for m, meter in meters.items():
+                if meter.steps:
+                    report.per_pair.setdefault(m, {})[name] = meter.result()
+            if not next(iter(meters.values())).steps:
+                report.skipped.append(dict(pair=name, method="*", reason="fewer than two frames could be read"))
+    return report
+
+
 def markdown(report: Report, title: str) -> str:
     """The mean table as Markdown, best value per metric in bold."""
     means = report.means()
     cols = [k + (" (sum)" if k in SUMMED else "") for k in report.metrics]
     lines = [f"**{title}** ({len(next(iter(report.per_pair.values()), {}))} pairs; {CONVENTIONS})", "",
              "| method | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    best = {k: max(means[m][k] for m in report.methods) for k in report.metrics}
+    best = _best(report, means)
     for m in report.methods:
         cells = [f"**{means[m][k]:.3f}**" if means[m][k] == best[k] else f"{means[m][k]:.3f}" for k in report.metrics]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")

@@ -82,3 +82,42 @@ def test_evaluate_defaults_to_the_tasks_default_network_and_the_baselines(tmp_pa
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path / "r.json").read_text())["methods"] == default_methods("multi-focus")
+
+
+def test_flicker_is_zero_for_a_fixed_mix_and_counts_wandering_brightness():
+    from defusion_rt.metrics.temporal import Flicker
+    rng = np.random.default_rng(1)
+    base_a, base_b = rng.random((40, 50)), rng.random((40, 50))
+    steady, mixed, wandering = Flicker(), Flicker(), Flicker()
+    for t in range(6):  # slowly moving sources, as a camera's scene
+        a, b = np.clip(base_a + 0.01 * t, 0, 1), np.clip(base_b - 0.01 * t, 0, 1)
+        steady.add(a, b, (a + b) / 2)
+        mixed.add(a, b, np.maximum(a, b))
+        wandering.add(a, b, (a + b) / 2 + (0.04 if t % 2 else 0.0))  # a brightness that jumps every frame
+    assert steady.result()["flicker"] < 1e-3 and mixed.result()["flicker"] < 1e-3
+    r = wandering.result()
+    assert r["steps"] == 5 and 6 < r["flicker"] < 11  # about 10 levels of 255 per frame, minus the sources' drift
+
+
+def test_evaluate_video_scores_flicker_of_every_method_on_every_clip(tmp_path):
+    from defusion_rt.bench.matrix import _sample_videos
+    for clip in ("c1", "c2"):
+        (tmp_path / clip).mkdir()
+        a, b = _sample_videos(tmp_path / clip, 6, (96, 64))
+        for side, path in (("ir", a), ("vis", b)):
+            (tmp_path / side).mkdir(exist_ok=True)
+            (tmp_path / side / f"{clip}.mp4").write_bytes(open(path, "rb").read())
+    out = tmp_path / "flicker.json"
+    p = subprocess.run([sys.executable, "-m", "defusion_rt", "evaluate", "--task", "ir-vis", "--video", "--a",
+                        str(tmp_path / "ir"), "--b", str(tmp_path / "vis"), "--methods", "average,laplacian",
+                        "--frames", "5", "--json", str(out), "--markdown", str(tmp_path / "f.md")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert set(result["per_pair"]["average"]) == {"c1", "c2"}
+    for method in ("average", "laplacian"):
+        for clip in ("c1", "c2"):
+            row = result["per_pair"][method][clip]
+            assert row["steps"] == 4 and row["change_a"] > 0 and row["flicker"] >= 0
+    assert result["mean"]["average"]["flicker"] < 0.05  # a fixed mix: only uint8 rounding
+    assert "**" in (tmp_path / "f.md").read_text()  # the lowest flicker is marked
