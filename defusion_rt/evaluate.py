@@ -39,6 +39,7 @@ class Report:
     metrics: list[str]
     per_pair: dict = field(default_factory=dict)   # method -> pair -> metric -> value
     skipped: list = field(default_factory=list)    # {"pair", "method", "reason"}
+    conventions: str = CONVENTIONS
 
     def means(self) -> dict:
         out = {}
@@ -51,7 +52,7 @@ class Report:
     def to_json(self, sources: dict) -> dict:
         means = self.means()
         per_source = {m: {k: v / 2 for k, v in vals.items() if k in SUMMED} for m, vals in means.items()}
-        return dict(task=self.task, sources=sources, conventions=CONVENTIONS, methods=self.methods,
+        return dict(task=self.task, sources=sources, conventions=self.conventions, methods=self.methods,
                     pairs=len(next(iter(self.per_pair.values()), {})), mean=means, mean_per_source=per_source,
                     per_pair=self.per_pair, skipped=self.skipped, machine=platform.node() and platform.platform())
 
@@ -117,7 +118,7 @@ def _best(report: Report, means: dict) -> dict:
 
 def print_table(report: Report, console: Console, title: str) -> None:
     means = report.means()
-    table = Table(title=f"{title}\n[dim]{CONVENTIONS}[/dim]")
+    table = Table(title=f"{title}\n[dim]{report.conventions}[/dim]")
     table.add_column("method")
     for k in report.metrics:
         table.add_column(k + (" (sum)" if k in SUMMED else ""), justify="right")
@@ -182,6 +183,8 @@ def run_evaluation(task: str, dir_a: str, dir_b: str, methods: list[str], gt: st
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v")
 VIDEO_METRICS = ["flicker", "change"]  # metrics/temporal.py; lower flicker is better
 LOWER_IS_BETTER = {"flicker"}
+VIDEO_CONVENTIONS = ("grey BT.601 luma on 0-255; flicker and change: mean absolute levels per pixel per frame "
+                     "step, over the clip's frames (metrics/temporal.py)")
 UNRANKED = {"change"}  # how much the fused video moves: context for flicker, neither good nor bad
 
 
@@ -206,7 +209,7 @@ def run_video_evaluation(task: str, a: str, b: str, methods: list[str], weights:
     check_task(task)
     clips = video_pairs(a, b)
     fusers = _methods(methods, weights, device, precision, task)
-    report = Report(task, list(fusers), VIDEO_METRICS)
+    report = Report(task, list(fusers), VIDEO_METRICS, conventions=VIDEO_CONVENTIONS)
     rgb = lambda fr: cv2.cvtColor(fr.image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255  # noqa: E731
     with Progress() as progress:
         bar = progress.add_task(f"evaluating {task} video", total=len(clips) * frames)
@@ -239,7 +242,7 @@ def markdown(report: Report, title: str) -> str:
     """The mean table as Markdown, best value per metric in bold."""
     means = report.means()
     cols = [k + (" (sum)" if k in SUMMED else "") for k in report.metrics]
-    lines = [f"**{title}** ({len(next(iter(report.per_pair.values()), {}))} pairs; {CONVENTIONS})", "",
+    lines = [f"**{title}** ({len(next(iter(report.per_pair.values()), {}))} pairs; {report.conventions})", "",
              "| method | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     best = _best(report, means)
     for m in report.methods:

@@ -254,3 +254,25 @@ def test_adaptation_can_distill_another_networks_fused_image(tmp_path, tiny_mode
     assert len(rows) == 2 and all(float(r["distill"]) > 0 for r in rows)
     assert all(abs(float(r["total"]) - sum(float(r[k]) for k in ("intensity", "gradient", "distill"))) < 1e-4
                for r in rows)
+
+
+def test_a_decision_map_head_trains_from_affine_weights_and_its_file_rebuilds_it(image_folder, tmp_path):
+    """model.decision_map: the fast variant's fused head becomes w (fused = w A + (1 - w) B), every other weight
+    kept from --init; the written file records it, and loading it builds the same head."""
+    from defusion_rt.model import create_model, export_weights
+    from defusion_rt.model.fast import DeFusionFast, FastConfig
+    torch.manual_seed(0)
+    init = export_weights(DeFusionFast(FastConfig(width=0.25)), tmp_path / "affine.pt")
+    s = tiny(iterations=2)
+    s.model.name, s.model.decision_map = "defusion_fast", True
+    out = train([str(image_folder)], s, tmp_path / "run", init=init, adapt=dict(task="multi-focus"))
+    model = create_model("defusion_fast", weights=out / "model.pt")
+    assert model.cfg.decision_map and model.head_fused.out_channels == 1 and model.cfg.width == 0.25
+    a, b = torch.rand(2, 3, 40, 56), torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        f = model.fused(a, b)
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    assert f.shape == a.shape and bool(((f >= lo - 1e-5) & (f <= hi + 1e-5)).all())  # a convex mix, per pixel
+    s.model.name = "defusion"
+    with pytest.raises(UserError, match="defusion_fast option"):
+        train([str(image_folder)], s, tmp_path / "run2", adapt=dict(task="multi-focus"))

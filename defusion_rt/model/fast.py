@@ -26,6 +26,9 @@ COEFFS = 5  # per head: weight of source a, weight of source b, RGB offset
 @dataclass(frozen=True)
 class FastConfig:
     width: float = 1.0
+    # The fused head predicts a soft decision map w instead of the affine mix: fused = w a + (1 - w) b, the form
+    # multi-focus fusion wants (every output pixel is one of the sources' own, or a blend at a focus boundary).
+    decision_map: bool = False
 
     def ch(self, planes: int) -> int:
         return max(4, int(round(planes * self.width / 4)) * 4)
@@ -82,13 +85,14 @@ class DeFusionFast(nn.Module):
         ens = c(64)
         self.common_decoder = FastDecoder((ens + 2 * f3, 2 * f2, 2 * f1), (c(48), c(32), 16))
         self.unique_decoder = FastDecoder((ens + f3, f2, f1), (c(48), c(32), 16))
-        self.head_common, self.head_unique, self.head_fused = (nn.Conv2d(16, COEFFS, 3, padding=1) for _ in range(3))
+        self.head_common, self.head_unique = (nn.Conv2d(16, COEFFS, 3, padding=1) for _ in range(2))
+        self.head_fused = nn.Conv2d(16, 1 if cfg.decision_map else COEFFS, 3, padding=1)
         init_he_fan_out(self)
         for h in (self.head_common, self.head_unique, self.head_fused):
             # Start every head as the plain average of the sources: a sane image from the first step.
             nn.init.normal_(h.weight, std=1e-3)
             with torch.no_grad():
-                h.bias.copy_(torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0]))
+                h.bias.copy_(torch.tensor([0.0] if h.out_channels == 1 else [0.5, 0.5, 0.0, 0.0, 0.0]))
 
     def embed(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three 16-channel embeddings (common, unique a, unique b) at quarter resolution."""
@@ -111,13 +115,28 @@ class DeFusionFast(nn.Module):
         wa, wb, offset = coeffs.split((1, 1, 3), 1)
         return up(wa) * a + up(wb) * b + up(offset)
 
+    def _fuse(self, e: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if not self.cfg.decision_map:
+            return self._mix(self.head_fused(e), a, b)
+        # Logits upsampled, then the sigmoid: boundaries as sharp as the quarter-resolution map allows.
+        w = torch.sigmoid(F.interpolate(self.head_fused(e), size=a.shape[-2:], mode="bilinear", align_corners=False))
+        return b + w * (a - b)
+
     def forward(self, a: torch.Tensor, b: torch.Tensor, activate: bool = True) -> Decomposition:
         """activate=False returns pre-ReLU outputs (training takes its losses there, as for the paper network)."""
         e_c, e_ua, e_ub = self.embed(a, b)
         outs = (self._mix(self.head_common(e_c), a, b), self._mix(self.head_unique(e_ua), a, b),
-                self._mix(self.head_unique(e_ub), b, a), self._mix(self.head_fused(e_c + e_ua + e_ub), a, b))
+                self._mix(self.head_unique(e_ub), b, a), self._fuse(e_c + e_ua + e_ub, a, b))
         return Decomposition(*(o if not activate else F.relu(o) for o in outs))
 
     def fused(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         e_c, e_ua, e_ub = self.embed(a, b)
-        return F.relu(self._mix(self.head_fused(e_c + e_ua + e_ub), a, b))
+        return F.relu(self._fuse(e_c + e_ua + e_ub, a, b))
+
+    def with_decision_map(self) -> "DeFusionFast":
+        """The same network with a fresh decision-map fused head (training from affine weights)."""
+        new = DeFusionFast(FastConfig(self.cfg.width, decision_map=True))
+        kept = {k: v for k, v in self.state_dict().items() if not k.startswith("head_fused.")}
+        new.load_state_dict(kept, strict=False)
+        new.variant = getattr(self, "variant", "defusion_fast")
+        return new

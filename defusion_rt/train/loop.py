@@ -169,6 +169,10 @@ def train(data: str | list[str] | None, settings: Settings | None, out: Path, re
     else:
         width = settings.model.width if settings.model.width != 1.0 else None
         model = create_model(settings.model.name, width=width).train()
+    if settings.model.decision_map and not getattr(model.cfg, "decision_map", False):
+        if not hasattr(model, "with_decision_map"):
+            raise UserError("model.decision_map is a defusion_fast option; set model.name: defusion_fast")
+        model = model.with_decision_map().train()  # from --init: all but the fused head from the file
     model = model.to(device)
     if tr.channels_last:
         model = model.to(memory_format=torch.channels_last)
