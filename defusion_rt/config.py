@@ -79,6 +79,8 @@ class AdaptSettings:
     teacher: str = ""                # ir-vis: weights whose fused image is a third target (distillation), e.g.
                                      # the paper network's for the real-time variant
     distill: float = 1.0             # weight of L1(F, teacher's F) when a teacher is given
+    l1: float = 1.0                  # multi-focus/multi-exposure: weight of L1(F, the photograph)
+    mef_ssim: float = 0.0            # multi-exposure: weight of 1 - MEF-SSIM(A, B; F), the metric as an objective
 
 
 @dataclass

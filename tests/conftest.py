@@ -41,3 +41,13 @@ def image_folder(tmp_path, rng):
     cv2.imwrite(str(folder / "b.bmp"), (rng.random((50, 60, 3)) * 255).astype(np.uint8))
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return folder
+
+
+def count_frames(path) -> int:
+    """Frames a video file decodes to (a recording's real length, whatever its header says)."""
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n

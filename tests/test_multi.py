@@ -15,15 +15,7 @@ from defusion_rt.fusion import FusionSettings, FusionStage
 from defusion_rt.model import export_weights
 from defusion_rt.pipeline import MultiPipeline, load_multi
 from defusion_rt.pipeline.multi import Muxer
-from conftest import ROOT
-
-
-def count_frames(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n
+from conftest import ROOT, count_frames
 
 
 @pytest.fixture(scope="module")

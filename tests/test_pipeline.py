@@ -19,15 +19,7 @@ from defusion_rt.engines.base import Engine
 from defusion_rt.model import export_weights
 from defusion_rt.pipeline import Pipeline, PipelineSettings, load_pipeline
 from defusion_rt.samples import sample_pair
-from conftest import ROOT, shared
-
-
-def count_frames(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n
+from conftest import ROOT, count_frames, shared
 
 
 def make_video(path: Path, n: int, which: str = "ir", size=(160, 120), fps=30.0) -> Path:

@@ -276,3 +276,18 @@ def test_a_decision_map_head_trains_from_affine_weights_and_its_file_rebuilds_it
     s.model.name = "defusion"
     with pytest.raises(UserError, match="defusion_fast option"):
         train([str(image_folder)], s, tmp_path / "run2", adapt=dict(task="multi-focus"))
+
+
+def test_the_mef_ssim_objective_is_the_metric_evaluate_reports():
+    import cv2
+    from defusion_rt.metrics import mef_ssim as metric
+    from defusion_rt.train.synthetic import mef_ssim
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.random((48, 64)), (0, 0), 2)
+    a, b = np.clip(scene * 0.5 * 255, 0, 255), np.clip(scene * 1.8 * 255, 0, 255)  # under and over
+    t = lambda x: torch.tensor(x, dtype=torch.float64)[None, None]  # noqa: E731
+    for f in (0.6 * a + 0.4 * b + rng.normal(0, 3, a.shape), a, (a + b) / 2):
+        assert abs(mef_ssim(t(a), t(b), t(f)).item() - metric([a, b], f)) < 1e-6
+    f = t(0.5 * a + 0.5 * b).requires_grad_()
+    (1 - mef_ssim(t(a), t(b), f)).sum().backward()
+    assert torch.isfinite(f.grad).all() and f.grad.abs().sum() > 0  # it trains

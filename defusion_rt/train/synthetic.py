@@ -17,6 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..config import Settings
 from ..errors import UserError
@@ -76,16 +77,46 @@ class SyntheticPairDataset(CUDDataset):
         return dict(target=to_t(target), a=to_t(a), b=to_t(b), skipped=skipped)
 
 
-class SyntheticPairObjective:
-    """L1 to the photograph plus L1 between Sobel magnitudes (edges are what focus and exposure lose)."""
+def _gauss(x: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Bx1xHxW -> the 'valid' Gaussian-weighted local means, as metrics.grey.gaussian_filter computes them."""
+    k = torch.exp(-((torch.arange(size, device=x.device, dtype=x.dtype) - size // 2) ** 2) / (2 * sigma ** 2))
+    k = k / k.sum()
+    return F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
 
-    terms = ("l1", "gradient")
+
+def mef_ssim(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, p: float = 4.0) -> torch.Tensor:
+    """Differentiable single-scale MEF-SSIM (Ma, Zeng, Wang 2015) of grey Bx1xHxW images on 0-255, per image:
+    the metric `evaluate` reports (metrics/noref.py), as DeepFuse and MEF-Net train with it."""
+    c2 = (0.03 * 255) ** 2
+    src = (a, b)
+    mu = [_gauss(x) for x in src]
+    muf = _gauss(f)
+    sd = [(_gauss(x * x) - m * m).clamp_min(0).add(1e-6).sqrt() for x, m in zip(src, mu)]
+    w = [s ** p for s in sd]
+    omega = [wi / (w[0] + w[1]) for wi in w]
+    cov_ab = _gauss(a * b) - mu[0] * mu[1]
+    # ||s_bar||^2 for unit-variance structures: sum over j, k of omega_j omega_k cov_jk / (sd_j sd_k)
+    var = [(_gauss(x * x) - m * m) for x, m in zip(src, mu)]
+    norm2 = omega[0] ** 2 * var[0] / sd[0] ** 2 + omega[1] ** 2 * var[1] / sd[1] ** 2 \
+        + 2 * omega[0] * omega[1] * cov_ab / (sd[0] * sd[1])
+    norm = norm2.clamp_min(1e-12).sqrt()
+    c_hat = torch.maximum(sd[0], sd[1])
+    cov_f = [_gauss(x * f) - m * muf for x, m in zip(src, mu)]
+    cov_hat_f = c_hat * sum(o * cf / s for o, cf, s in zip(omega, cov_f, sd)) / norm
+    var_f = (_gauss(f * f) - muf * muf).clamp_min(0)
+    return ((2 * cov_hat_f + c2) / (c_hat ** 2 + var_f + c2)).mean((1, 2, 3))
+
+
+class SyntheticPairObjective:
+    """L1 to the photograph plus L1 between Sobel magnitudes (edges are what focus and exposure lose), and, with
+    adapt.mef_ssim, 1 - MEF-SSIM of the fused image against the two sources (no target needed)."""
 
     def __init__(self, task: str, data: list[str], settings: Settings):
         if task not in MAKERS:
             raise UserError(f"synthetic pairs are made for {', '.join(MAKERS)}, not '{task}'")
         self.dataset = SyntheticPairDataset(data, settings, task)
-        self.w_grad = settings.adapt.gradient
+        self.w_l1, self.w_grad, self.w_mef = settings.adapt.l1, settings.adapt.gradient, settings.adapt.mef_ssim
+        self.terms = ("l1", "gradient") + (("mef_ssim",) if self.w_mef else ())
 
     def rescale(self, total_iterations: int) -> None:
         """No loss milestones; the learning-rate steps are the only schedule."""
@@ -96,8 +127,11 @@ class SyntheticPairObjective:
     def loss(self, out: Decomposition, batch: dict, it: int) -> dict[str, torch.Tensor]:
         f, t = out.fused, batch["target"]
         grad = (sobel_magnitude(f.mean(1, keepdim=True)) - sobel_magnitude(t.mean(1, keepdim=True))).abs().mean()
-        terms = {"l1": (f - t).abs().mean(), "gradient": self.w_grad * grad}
-        terms["total"] = terms["l1"] + terms["gradient"]
+        terms = {"l1": self.w_l1 * (f - t).abs().mean(), "gradient": self.w_grad * grad}
+        if self.w_mef:
+            grey = [255 * x.mean(1, keepdim=True) for x in (batch["a"], batch["b"], f)]
+            terms["mef_ssim"] = self.w_mef * (1 - mef_ssim(*grey)).mean()
+        terms["total"] = sum(terms.values())
         return terms
 
     def extras(self, it: int) -> dict:
