@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from defusion_rt.engines import BUILT, create_engine
+from defusion_rt.engines import BUILT, EagerEngine, create_engine
 from defusion_rt.engines.padding import crop, pad, padded_size
 from defusion_rt.errors import UserError
 from defusion_rt.samples import sample_pair
@@ -186,7 +186,7 @@ def test_cuda_path_returns_each_result_on_the_submission_that_produced_it(depth)
     sf.cuda = True
 
     def launch(slot):  # the work done at once, but reported unfinished until waited on, as a busy GPU would
-        slot.host_out.copy_(sf._fuse(slot.host_a, slot.host_b))
+        sf._compute(slot, slot.host_a, slot.host_b, slot.host_out, slot.host_ok)
         slot.copied_out = _FakeEvent()
     sf._launch = launch
     frames = [np.full((8, 8, 3), 10 * i, np.uint8) for i in range(6)]
@@ -199,3 +199,62 @@ def test_cuda_path_returns_each_result_on_the_submission_that_produced_it(depth)
         returned_at[meta] = "flush"
     assert all(returned_at[k] == k + depth - 1 for k in range(len(frames) - depth + 1))
     assert list(returned_at) == list(range(len(frames)))
+
+
+class _Overflowing(EagerEngine):
+    """An 'fp16' engine whose result is NaN for bright batches, as fp16 overflow would make it."""
+
+    def __init__(self, model):
+        super().__init__(model, torch.device("cpu"), "fp32")
+        self.precision = "fp16"
+
+    def __call__(self, a, b):
+        out = super().__call__(a, b)
+        return out * float("nan") if a.mean() > 0.5 else out
+
+
+def test_an_overflowed_fp16_batch_is_fused_again_in_fp32_when_collected():
+    """The finite flag is computed with the batch and read only when its result is collected (the CUDA branch,
+    driven with fake events): bright batches come back as the fp32 network's result, the others untouched."""
+    from defusion_rt.fusion import Fuser, StreamedFuser
+    from defusion_rt.model import create_model
+    model = create_model("defusion_fast", pretrained=False).eval()
+    sf = StreamedFuser(Fuser(_Overflowing(model), "ir-vis"), depth=2)
+    ref = StreamedFuser(Fuser(create_engine("eager", "cpu", model=model), "ir-vis"), depth=1)
+    sf.cuda = True
+
+    def launch(slot):
+        before = sf.repaired
+        sf._compute(slot, slot.host_a, slot.host_b, slot.host_out, slot.host_ok)
+        assert slot.checked and sf.repaired == before  # nothing read yet: the flag waits for the collection
+        slot.copied_out = _FakeEvent()
+    sf._launch = launch
+    rng = np.random.default_rng(0)
+    frames = [(rng.random((40, 48, 3)) * 100 + 155 * (k % 2)).astype(np.uint8) for k in range(4)]
+    got = [out for k, f in enumerate(frames) for out, _ in sf.submit([f], [f[::-1].copy()], k)] + \
+        [out for out, _ in sf.flush()]
+    want = [ref.submit([f], [f[::-1].copy()])[0][0] for f in frames]
+    assert sf.repaired == 2  # the two bright frames
+    for g, w in zip(got, want):
+        assert np.abs(g[0].astype(int) - w[0]).max() <= 1
+
+
+@pytest.mark.parametrize("engine", ["eager", "torchscript", "onnx", "openvino"])
+@pytest.mark.parametrize("variant", ["defusion_fast", "defusion"])
+def test_grey_sources_go_into_the_network_as_one_channel_with_the_same_result(engine, variant, tmp_path,
+                                                                                 monkeypatch):
+    """ir-vis video sends one grey channel: engines that take it fuse it with the first convolution's weights
+    summed over its input channels (FusedOnly.grey), the same result as three equal channels."""
+    from defusion_rt.fusion import Fuser
+    from defusion_rt.model import create_model
+    if engine == "openvino":
+        pytest.importorskip("openvino", reason="the openvino engine needs openvino")
+    monkeypatch.setenv("DEFUSION_RT_CACHE", str(tmp_path))
+    model = create_model(variant, pretrained=False, width=0.25).eval()
+    eng = create_engine(engine, "cpu", model=model)
+    a, b = torch.rand(1, 1, 40, 56), torch.rand(1, 1, 40, 56)
+    grey = Fuser(eng, "ir-vis").fuse_tensors(a, b)
+    three = Fuser(eng, "ir-vis").fuse_tensors(a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1))
+    channels = {s[1] for s in eng._built} if engine != "eager" else {1 if eng.grey_module else 3}
+    assert eng.takes_grey and 1 in channels  # the grey form was built and used
+    assert torch.allclose(grey, three, atol=1e-5)

@@ -21,13 +21,14 @@ def resolve_device(device: str) -> torch.device:
 class Engine(ABC):
     name: str = "engine"
     needs_padding = True  # networks want reflect padding; pixel-wise baselines do not
+    takes_grey = False  # accepts Bx1xHxW grey sources as well (ir-vis video sends one channel, not three copies)
 
     def __init__(self, device: torch.device, precision: str = "fp32"):
         self.device, self.precision = device, precision
 
     @abstractmethod
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """a, b: Bx3xHxW float on self.device -> fused Bx3xHxW float32."""
+        """a, b: Bx3xHxW (or Bx1xHxW where takes_grey) float on self.device -> fused BxCxHxW float32."""
 
     def describe(self) -> str:
         """What the overlay and the run summary name: variant, engine, precision, device."""

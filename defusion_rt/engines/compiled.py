@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ..errors import UserError
@@ -45,6 +46,7 @@ class CompiledEngine(Engine):
     """Common machinery: per-shape build, disk-cache key, dtype/memory-format handling, a lock per engine."""
     suffix = ".bin"
     channels_last = True
+    takes_grey = True  # a one-channel shape builds from the grey form of the network (FusedOnly.grey)
 
     def __init__(self, model: DeFusion, device: torch.device, precision: str = "fp32"):
         super().__init__(device, precision)
@@ -87,6 +89,10 @@ class CompiledEngine(Engine):
         self.cache_state = "built"
         return load(path)
 
+    def module_for(self, shape: tuple) -> FusedOnly:
+        """The network to build for `shape`: the grey form for one-channel sources."""
+        return self.module.grey() if shape[1] == 1 else self.module
+
     def example(self, shape: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.rand(shape, device=self.device, dtype=self.dtype)
         if self.channels_last:
@@ -120,7 +126,7 @@ class TorchScriptEngine(CompiledEngine):
     def build(self, shape):
         def write(path: Path) -> None:
             with torch.no_grad():
-                torch.jit.save(torch.jit.trace(self.module, self.example(shape), check_trace=False), str(path))
+                torch.jit.save(torch.jit.trace(self.module_for(shape), self.example(shape), check_trace=False), str(path))
         return self.cached(shape, write, lambda path: torch.jit.load(str(path), map_location=self.device))
 
 
@@ -138,7 +144,7 @@ class CompileEngine(CompiledEngine):
         # Every engine and shape compiles the same forward code once; dynamo's default limit of 8 would stop a
         # long-running process (or the benchmark matrix) with a hard error.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
-        fn = torch.compile(self.module, mode=self.mode, dynamic=False, fullgraph=True)
+        fn = torch.compile(self.module_for(shape), mode=self.mode, dynamic=False, fullgraph=True)
         with torch.no_grad(), inductor.patch(freezing=True):  # weights as constants: oneDNN prepacks convs
             fn(*self.example(shape))  # compile now, not on the first real frame
         return fn
@@ -156,7 +162,7 @@ class ExportEngine(CompiledEngine):
 
         def write(path: Path) -> None:
             with torch.no_grad():
-                ep = torch.export.export(self.module, self.example(shape))
+                ep = torch.export.export(self.module_for(shape), self.example(shape))
                 aoti_compile_and_package(ep, package_path=str(path), inductor_configs={"freezing": True})
         return self.cached(shape, write, lambda path: aoti_load_package(str(path)))
 
@@ -179,7 +185,7 @@ class OnnxEngine(CompiledEngine):
 
         def write(path: Path) -> None:
             with torch.no_grad():
-                torch.onnx.export(self.module, self.example(shape), str(path), input_names=["a", "b"],
+                torch.onnx.export(self.module_for(shape), self.example(shape), str(path), input_names=["a", "b"],
                                   output_names=["fused"], opset_version=17, dynamo=False)
         wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"] if self.device.type == "cuda" else []
         providers = [p for p in wanted if p in ort.get_available_providers()] + ["CPUExecutionProvider"]
@@ -187,15 +193,29 @@ class OnnxEngine(CompiledEngine):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = self.cached(shape, write, lambda path: ort.InferenceSession(str(path), opts, providers=providers))
 
+        out_shape = tuple(session.get_outputs()[0].shape)  # static: the export fixed the input shape
+        where = (self.device.type, self.device.index or 0)
+
         def run(a, b):
-            out = session.run(None, {"a": a.cpu().numpy(), "b": b.cpu().numpy()})[0]
-            return torch.from_numpy(out).to(self.device)
+            # IOBinding: ONNX Runtime reads the inputs and writes the output where torch keeps them (GPU memory
+            # on CUDA): no copy through numpy and the host. Its CUDA stream does not wait on torch's, so the
+            # inputs are made ready first; the run itself returns when its result is written.
+            out = torch.empty(out_shape, dtype=torch.float32, device=self.device)
+            binding = session.io_binding()
+            for name, x in (("a", a), ("b", b)):
+                binding.bind_input(name, *where, np.float32, tuple(x.shape), x.data_ptr())
+            binding.bind_output("fused", *where, np.float32, out_shape, out.data_ptr())
+            if self.device.type == "cuda":
+                torch.cuda.current_stream(self.device).synchronize()
+            session.run_with_iobinding(binding)
+            return out
         return run
 
 
 class TensorRTEngine(CompiledEngine):
     """torch-tensorrt, FP16 as a half model with half inputs (TensorRT 11 has no weak typing): the engine's real
-    output dtype is checked, NaNs fall back to fp32 eager, and built engines are cached per model/shape/GPU/TRT."""
+    output dtype is checked, and built engines are cached per model/shape/GPU/TRT. An fp16 batch that overflows is
+    fused again in fp32 by the Fuser (fuse_deferred), as for every fp16 engine."""
     name, suffix = "tensorrt", ".ep"
 
     def __init__(self, model, device, precision="fp16"):
@@ -206,7 +226,6 @@ class TensorRTEngine(CompiledEngine):
         except ImportError:
             raise UserError("the tensorrt engine needs torch-tensorrt: pip install 'defusion-rt[tensorrt]'") from None
         super().__init__(model, device, precision)
-        self.fallback = FusedOnly(model).eval().to(device)
 
     def cache_path(self, shape):
         import tensorrt
@@ -217,20 +236,14 @@ class TensorRTEngine(CompiledEngine):
         example = list(self.example(shape))
 
         def write(path: Path) -> None:
-            trt = torch_tensorrt.compile(self.module, ir="dynamo", arg_inputs=example, use_explicit_typing=True)
+            trt = torch_tensorrt.compile(self.module_for(shape), ir="dynamo", arg_inputs=example,
+                                         use_explicit_typing=True)
             out = trt(*example)
             if out.dtype != self.dtype:
                 raise UserError(f"TensorRT built a {out.dtype} engine for precision {self.precision}; refusing it")
             torch_tensorrt.save(trt, str(path), arg_inputs=example)
         # An engine built by another TensorRT or GPU fails to load and is rebuilt.
         return self.cached(shape, write, lambda path: torch_tensorrt.load(str(path)).module())
-
-    def __call__(self, a, b):
-        out = super().__call__(a, b)
-        if not torch.isfinite(out).all():  # FP16 overflow: answer this frame in fp32
-            with torch.inference_mode():
-                return self.fallback(a.float(), b.float()).float()
-        return out
 
 
 COMPILED = {e.name: e for e in (TorchScriptEngine, CompileEngine, ExportEngine, OnnxEngine, TensorRTEngine)}

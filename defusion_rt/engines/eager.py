@@ -27,7 +27,7 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype:
 
 
 class EagerEngine(Engine):
-    name = "eager"
+    name, takes_grey = "eager", True
 
     def __init__(self, model: DeFusion, device: torch.device, precision: str = "fp32", channels_last: bool = True):
         super().__init__(device, precision)
@@ -37,9 +37,14 @@ class EagerEngine(Engine):
         # A copy: casting in place would change the caller's model (and every engine sharing it).
         self.module = FusedOnly(copy.deepcopy(model)).eval().to(device=device, dtype=self.dtype,
                                                                 memory_format=self.memory_format)
+        self.grey_module = None  # made on the first grey call
 
     @torch.inference_mode()
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a = a.to(self.dtype).contiguous(memory_format=self.memory_format)
         b = b.to(self.dtype).contiguous(memory_format=self.memory_format)
+        if a.shape[1] == 1:
+            if self.grey_module is None:
+                self.grey_module = self.module.grey()
+            return self.grey_module(a, b).float()
         return self.module(a, b).float()

@@ -61,6 +61,7 @@ class OpenVinoEngine(CompiledEngine):
                             "or use --precision fp32")
         super().__init__(model, device, "fp32")  # the torch module stays fp32: OpenVINO lowers it itself
         self.precision = precision
+        self.takes_grey = self.int8 is None  # the int8 network was quantized with three input channels
         # Layers left in float stay fp32: OpenVINO's default on a bf16 CPU is bf16, and bf16 costs IR-visible
         # fusion 0.15-0.17 MI (benchmarks/evaluation/cpu_precisions_*.md) where int8 holds it.
         self.hint = "bf16" if precision == "bf16" else "f32"
@@ -77,7 +78,7 @@ class OpenVinoEngine(CompiledEngine):
     def _model(self, shape: tuple):
         import openvino as ov
         if not self.int8:
-            return to_openvino(self.model, shape)
+            return to_openvino(self.module_for(shape).net, shape)
         try:
             net = ov.Core().read_model(str(self.int8))
         except RuntimeError as err:  # OpenVINO's error for an unreadable or truncated model file

@@ -27,6 +27,7 @@ class Fuser:
         # The padding rules travel with the variant (registry): reflect pad_px, then up to a multiple.
         facts = VARIANTS.get(getattr(getattr(engine, "model", None), "variant", "defusion"), VARIANTS["defusion"])
         self.pad_px, self.multiple = facts["pad"], facts["multiple"]
+        self._fp32 = None  # the fp32 fuser that repairs an overflowed fp16 batch, made when first needed
 
     @property
     def grey(self) -> bool:
@@ -36,16 +37,33 @@ class Fuser:
     def fuse_tensors(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW (or Bx1xHxW grey for ir-vis) float [0,1] on the engine's device -> fused Bx3xHxW float [0,1].
         A grey result comes back as one channel expanded to three (a view: callers may take [:, :1])."""
+        fused, finite = self.fuse_deferred(a, b)
+        if finite is not None and not bool(finite):  # reads the flag now; video reads it when results come back
+            fused = self.repair(a, b)
+        return fused
+
+    def fuse_deferred(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The fused batch, and for an fp16 network a flag on the device saying all of it is finite (fp16 can
+        overflow): read where the result is collected anyway, so checking costs no host sync per batch."""
         na, nb = network_inputs(a, b, self.task)
         if self.engine.needs_padding:
             grey = na.shape[1] == 3 and na.stride(1) == 0  # one grey channel expanded to three
             (pa, box), (pb, _) = (pad(x[:, :1] if grey else x, self.pad_px, self.multiple) for x in (na, nb))
-            if grey:  # padding one channel instead of three: a third of the copies
+            if grey and not self.engine.takes_grey:  # padding one channel instead of three: a third of the copies
                 pa, pb = pa.expand(-1, 3, -1, -1), pb.expand(-1, 3, -1, -1)
-            fused = crop(self.engine(pa, pb), box)
+            raw = crop(self.engine(pa, pb), box)
         else:
-            fused = self.engine(na, nb)
-        return network_output(fused, self.task, visible=b, colour=self.colour)
+            raw = self.engine(na, nb)
+        overflows = self.engine.precision == "fp16" and getattr(self.engine, "model", None) is not None
+        finite = torch.isfinite(raw).all() if overflows else None
+        return network_output(raw, self.task, visible=b, colour=self.colour), finite
+
+    def repair(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The batch fused again by the same network in fp32 eager: the answer where fp16 overflowed."""
+        if self._fp32 is None:
+            from ..engines.eager import EagerEngine
+            self._fp32 = Fuser(EagerEngine(self.engine.model, self.engine.device, "fp32"), self.task, self.colour)
+        return self._fp32.fuse_tensors(a, b)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Two HxWx3 float images -> the fused HxWx3 float image."""

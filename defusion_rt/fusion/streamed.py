@@ -25,14 +25,17 @@ class _Slot:
         cuda = device.type == "cuda"
         self.host_a, self.host_b, self.host_out = (torch.empty(shape, dtype=torch.uint8, pin_memory=cuda)
                                                    for _ in range(3))
+        self.host_ok = torch.ones(1, dtype=torch.bool, pin_memory=cuda)  # an fp16 result all finite
         if cuda:
             self.dev_a, self.dev_b, self.dev_out = (torch.empty(shape, dtype=torch.uint8, device=device)
                                                     for _ in range(3))
+            self.dev_ok = torch.ones(1, dtype=torch.bool, device=device)
             # blocking=True: waiting on copied_out sleeps the thread instead of spinning a CPU core.
             self.copied_in, self.computed = torch.cuda.Event(), torch.cuda.Event()
             self.copied_out = torch.cuda.Event(blocking=True)
         self.n = 0
         self.meta = None
+        self.checked = False  # whether host_ok speaks for this submission (fp16 engines)
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:  # B,H,W,C uint8 -> B,C,H,W float in [0,1] (channels-last memory)
@@ -61,6 +64,7 @@ class StreamedFuser:
         self.shape = None
         self.pending: deque[_Slot] = deque()
         self.next = 0
+        self.repaired = 0  # submissions whose fp16 result overflowed and were fused again in fp32
 
     def _collect(self, keep: int) -> list[tuple[list[np.ndarray], object]]:
         """Finished submissions in order, waiting on the oldest while more than `keep` are in flight."""
@@ -72,6 +76,8 @@ class StreamedFuser:
                     break
                 slot.copied_out.synchronize()
             self.pending.popleft()
+            if slot.checked and not slot.host_ok[0]:
+                self._repair(slot)
             out = slot.host_out.numpy()
             done.append(([cv2.cvtColor(out[i], self.from_net) for i in range(slot.n)], slot.meta))
         return done
@@ -101,27 +107,43 @@ class StreamedFuser:
         if self.cuda:
             self._launch(slot)
         else:
-            with torch.inference_mode():
-                slot.host_out.copy_(self._fuse(slot.host_a, slot.host_b))
+            self._compute(slot, slot.host_a, slot.host_b, slot.host_out, slot.host_ok)
         self.pending.append(slot)
         # Collected after the launch too: with depth 1 this submission's own result comes back now, not with the
         # next submission (a camera period of latency); with depth d, the one d-1 submissions back.
         return done + self._collect(keep=self.depth - 1)
 
-    def _fuse(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        fused = self.fuser.fuse_tensors(_to_float(a), _to_float(b))
+    def _u8(self, fused: torch.Tensor) -> torch.Tensor:
         return _to_u8(fused[:, :1] if self.channels == 1 else fused)
+
+    @torch.inference_mode()
+    def _compute(self, slot: _Slot, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, ok: torch.Tensor) -> None:
+        """Fuse a, b into out; for fp16 engines the finite flag goes to ok, read when the result is collected."""
+        fused, finite = self.fuser.fuse_deferred(_to_float(a), _to_float(b))
+        out.copy_(self._u8(fused))
+        slot.checked = finite is not None
+        if slot.checked:
+            ok.copy_(finite.reshape(1))
+
+    @torch.inference_mode()
+    def _repair(self, slot: _Slot) -> None:
+        """A submission whose fp16 result overflowed, fused again in fp32 (rare, so synchronously)."""
+        a, b = (_to_float(x.to(self.device)) for x in (slot.host_a, slot.host_b))
+        slot.host_out.copy_(self._u8(self.fuser.repair(a, b)))
+        self.repaired += 1
 
     def _launch(self, slot: _Slot) -> None:
         with torch.cuda.stream(self.copy_in):
             slot.dev_a.copy_(slot.host_a, non_blocking=True)
             slot.dev_b.copy_(slot.host_b, non_blocking=True)
             slot.copied_in.record(self.copy_in)
-        with torch.cuda.stream(self.compute), torch.inference_mode():
+        with torch.cuda.stream(self.compute):
             self.compute.wait_event(slot.copied_in)
-            slot.dev_out.copy_(self._fuse(slot.dev_a, slot.dev_b))
+            self._compute(slot, slot.dev_a, slot.dev_b, slot.dev_out, slot.dev_ok)
             slot.computed.record(self.compute)
         with torch.cuda.stream(self.copy_out):
             self.copy_out.wait_event(slot.computed)
             slot.host_out.copy_(slot.dev_out, non_blocking=True)
+            if slot.checked:
+                slot.host_ok.copy_(slot.dev_ok, non_blocking=True)
             slot.copied_out.record(self.copy_out)

@@ -7,6 +7,7 @@ a 3x256x256 pair at width 1.0.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -133,3 +134,15 @@ class FusedOnly(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.net.fused(a, b)
+
+    def grey(self) -> "FusedOnly":
+        """A copy that takes one-channel sources (Bx1xHxW) and fuses them as it fuses a grey image given as three
+        equal channels: the encoder's first convolution then computes sum_c w[:, c] * x, so its weights summed over
+        the input channels see the one channel and give the same features, with a third of the input to move.
+        Everything after it broadcasts (the real-time network's mix of the sources too)."""
+        net = copy.deepcopy(self.net)
+        first = next(m for m in net.encoder.modules() if isinstance(m, nn.Conv2d))
+        w = first.weight
+        first.weight = nn.Parameter(w.float().sum(1, keepdim=True).to(w.dtype), requires_grad=False)
+        first.in_channels = 1
+        return FusedOnly(net)
