@@ -201,7 +201,7 @@ def test_adaptation_trains_on_pairs_and_logs_its_terms_and_validation(tmp_path):
     # best.pt holds the weights of the best validation score so far, not just the last
     q = {int(r["iteration"]): float(r["Qabf"]) for r in val_rows if r["method"] == "model"}
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)["meta"]
-    assert best["iteration"] == max(q, key=q.get) and best["val_qabf"] == pytest.approx(max(q.values()))
+    assert best["iteration"] == max(q, key=q.get) and best["val_score"] == pytest.approx(max(q.values()))
     with pytest.raises(UserError, match="one --b per --a"):
         train(None, tiny(), tmp_path / "x", adapt=dict(task="ir-vis", a=[str(ir), str(ir)], b=[str(vis)]))
     with pytest.raises(UserError, match="unknown task 'bogus'"):
@@ -232,6 +232,19 @@ def test_synthetic_pair_adaptation_trains_from_photographs(image_folder, tmp_pat
     out = train([str(image_folder)], tiny(iterations=2), tmp_path / "run", adapt=dict(task=task))
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [int(r["iteration"]) for r in rows] == [1, 2] and all(float(r["l1"]) > 0 for r in rows)
+
+
+def test_multi_exposure_validation_keeps_the_best_mef_ssim(image_folder, tmp_path):
+    """Multi-exposure is judged by MEF-SSIM: validation logs it and best.pt follows it, not Qabf."""
+    from defusion_rt.train.validate import load_set
+    a, b = _pairs(tmp_path)
+    out = train([str(image_folder)], tiny(iterations=2), tmp_path / "run", adapt=dict(task="multi-exposure"),
+                validation=[load_set("multi-exposure", a, b, 2)])
+    rows = [r for r in csv.DictReader((out / "val.csv").open()) if r["method"] == "model"]
+    scores = {int(r["iteration"]): float(r["MEF-SSIM"]) for r in rows}
+    assert len(scores) == 2 and all(0 < v <= 1 for v in scores.values())
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)["meta"]
+    assert best["val_score"] == pytest.approx(max(scores.values()))
 
 
 def test_exposure_pairs_keep_highlights_in_one_source_and_shadows_in_the_other():

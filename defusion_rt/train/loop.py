@@ -219,7 +219,7 @@ def train(data: str | list[str] | None, settings: Settings | None, out: Path, re
     meta = dict(crop=tr.crop, data=[str(d) for d in data or []], adapt=adapt, init=str(init) if init else None)
     validator = Validator(validation, out, resume=resume, start=start,
                           keep_best=lambda it, q: export_weights(model, out / "best.pt", meta=dict(
-                              meta, iteration=it, val_qabf=q))) if lead and validation else None
+                              meta, iteration=it, val_score=q))) if lead and validation else None
 
     def checkpoint(it: int) -> None:
         in_sync = _replicas_in_sync(model)

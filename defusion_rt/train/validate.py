@@ -1,7 +1,8 @@
 """Quality during training: the current weights fuse a small fixed validation set every few minutes.
 
-Qabf, MI, VIF and SSIM (the table metrics, see metrics/) of the network and, once, of plain averaging, so the log
-shows how quality grows with samples seen and what more compute would buy. Keep the sets out of published tables.
+Qabf, MI, VIF and SSIM (the table metrics, see metrics/; MEF-SSIM too for multi-exposure) of the network and, once,
+of plain averaging, so the log shows how quality grows with samples seen and what more compute would buy. best.pt
+keeps the weights with the best mean of each set's primary metric (PRIMARY). Keep the sets out of published tables.
 """
 from __future__ import annotations
 
@@ -19,8 +20,13 @@ from ..metrics import score
 from ..plot import line_plot
 from ..tasks import check_task
 
-METRICS = ("Qabf", "MI", "VIF", "SSIM")
+METRICS = ("Qabf", "MI", "VIF", "SSIM", "MEF-SSIM")
 FIELDS = ["iteration", "seen", "minutes", "set", "method", *METRICS]
+PRIMARY = {"multi-exposure": "MEF-SSIM"}  # the metric each task is judged by (issue #22's table); else Qabf
+
+
+def primary(task: str) -> str:
+    return PRIMARY.get(task, "Qabf")
 
 
 @dataclass
@@ -47,12 +53,12 @@ def load_set(task: str, dir_a: str, dir_b: str, n: int = 8, max_side: int = 400)
 
 def _mean_scores(fuser: Fuser, vs: ValSet) -> dict:
     rows = [score(a, b, fuser(a, b), vs.task) for a, b in vs.pairs]
-    return {k: float(np.mean([r[k] for r in rows])) for k in METRICS}
+    return {k: float(np.mean([r[k] for r in rows])) for k in METRICS if k in rows[0]}
 
 
 class Validator:
     """Scores a model on the sets; appends rows to val.csv and redraws val.png after each call. `keep_best(iteration,
-    qabf)` is called whenever the mean Qabf over the sets beats every earlier score of this run (best.pt)."""
+    value)` is called whenever the mean of the sets' primary metrics beats every earlier score of this run (best.pt)."""
 
     def __init__(self, sets: list[ValSet], out: Path, resume: bool = False, start: int = 0, keep_best=None):
         self.keep_best, self.best = keep_best, float("-inf")
@@ -76,10 +82,11 @@ class Validator:
         with self.path.open("a", newline="") as fh:
             csv.DictWriter(fh, FIELDS).writerows(rows)
         model.train(was_training)
-        qabf = float(np.mean([r["Qabf"] for r in rows if r["method"] == "model"]))
-        if self.keep_best and qabf > self.best:
-            self.best = qabf
-            self.keep_best(iteration, qabf)
+        tasks = {s.name: s.task for s in self.sets}
+        value = float(np.mean([r[primary(tasks[r["set"]])] for r in rows if r["method"] == "model"]))
+        if self.keep_best and value > self.best:
+            self.best = value
+            self.keep_best(iteration, value)
         self.plot()
         return rows
 
