@@ -59,3 +59,31 @@ pairs:
         rows = (tmp_path / f"{name}.csv").read_text().splitlines()[1:]
         assert [int(r.split(",")[1]) for r in rows] == list(range(40))
     assert not [t for t in threading.enumerate() if t.name == "fusion" or t.name.startswith("feed")]
+
+
+def test_an_fp16_overflow_on_cuda_is_repaired_in_fp32_when_collected(tiny_model):
+    """fp16 results are checked on the device and the flag copied back with the frame; a batch that overflowed
+    comes back as the fp32 network's result (here every bright frame is made to overflow)."""
+    from defusion_rt.engines import EagerEngine
+
+    class Overflowing(EagerEngine):
+        def __call__(self, a, b):
+            out = super().__call__(a, b)
+            return torch.where(a.mean() > 0.5, out * float("inf"), out)  # decided on the device: no sync
+    cuda = torch.device("cuda")
+    sf = StreamedFuser(Fuser(Overflowing(tiny_model, cuda, "fp16"), "ir-vis"), depth=3)
+    ref = StreamedFuser(Fuser(create_engine("eager", "cuda", "fp32", model=tiny_model), "ir-vis"), depth=1)
+    rng = np.random.default_rng(0)
+    shots = [(rng.random((64, 80, 3)) * 100 + 155 * (k % 2)).astype(np.uint8) for k in range(6)]
+    got = [out[0] for f in shots for out, _ in sf.submit([f], [f[::-1].copy()])] + [o[0] for o, _ in sf.flush()]
+    want = [ref.submit([f], [f[::-1].copy()])[0][0][0] for f in shots]
+    assert sf.repaired == 3
+    assert all(np.abs(g.astype(int) - w.astype(int)).max() <= 2 for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("engine", ["eager", "compile"])
+def test_grey_sources_enter_the_cuda_network_as_one_channel(engine, tiny_model):
+    fuser = Fuser(create_engine(engine, "cuda", "fp16", model=tiny_model), "ir-vis")
+    a, b = torch.rand(2, 1, 64, 80, device="cuda"), torch.rand(2, 1, 64, 80, device="cuda")
+    grey, three = fuser.fuse_tensors(a, b), fuser.fuse_tensors(a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1))
+    assert fuser.engine.takes_grey and float((grey - three).abs().max()) < 5e-3  # fp16 rounding of the summed weights
