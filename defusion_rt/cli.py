@@ -36,7 +36,7 @@ def _cmd_train(args) -> None:
 
 def _cmd_fuse(args) -> None:
     from .engines import create_engine
-    from .fusion import Fuser, fuse_paths
+    from .fusion import Fuser, decomposition_network, fuse_paths
     from .model import create_model, model_for
     both_folders = Path(args.a).is_dir() and Path(args.b).is_dir()
     check_folder(args.output, "output folder (-o)") if both_folders else check_file(args.output, "output (-o)")
@@ -49,8 +49,8 @@ def _cmd_fuse(args) -> None:
         model = create_model(name, weights=args.weights, pretrained=args.weights is None, task=args.task)
         engine = create_engine("eager", args.device, args.precision, model=model)
     fuser = Fuser(engine, args.task, colour=args.colour)
-    written = fuse_paths(fuser, args.a, args.b, args.output, resize=args.resize,
-                         model=model if args.decomposition else None)
+    parts = decomposition_network(model.variant, args.weights) if args.decomposition else None
+    written = fuse_paths(fuser, args.a, args.b, args.output, resize=args.resize, model=parts)
     print(f"wrote {len(written)} fused image(s) to {args.output}")
 
 

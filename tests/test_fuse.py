@@ -42,6 +42,22 @@ def test_fuse_pair_grey_and_colour(pair, weights, tmp_path):
         assert (tmp_path / f"c_{part}.png").is_file()
 
 
+def test_the_decomposition_of_the_shipped_ir_vis_network_comes_from_its_cud_weights(pair, tmp_path):
+    """The shipped IR-visible weights train the fused head only; the decomposition is the CUD weights' (issue
+    #22: with the task weights unique A was black), while the fused image is still the task weights'."""
+    import torch
+    from defusion_rt.fusion import decompose, decomposition_network
+    from defusion_rt.imageio import read_image
+    rc, _, err = fuse(*pair, "-o", tmp_path / "f.png", "--model", "defusion_fast", "--decomposition")
+    assert rc == 0, err
+    a, b = read_image(pair[0]), read_image(pair[1])
+    with torch.no_grad():
+        want = decompose(decomposition_network("defusion_fast"), a, b, "ir-vis", torch.device("cpu"))
+    unique_a = cv2.imread(str(tmp_path / "f_unique_a.png"))[..., ::-1].astype(np.float32) / 255
+    assert unique_a.mean() > 0.02  # not black
+    assert np.abs(unique_a - want["unique_a"]).max() < 2 / 255
+
+
 def test_fuse_folders_pairs_by_name(tmp_path, weights, rng):
     for d in "ab":
         (tmp_path / d).mkdir()

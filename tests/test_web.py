@@ -55,6 +55,7 @@ def test_an_upload_is_fused_decomposed_and_scored_beside_the_baselines(server, r
     r = post(server, {"a": png[0], "b": png[1], "task": "multi-focus", "method": "defusion"})
     assert (r["width"], r["height"]) == (40, 30) and decode(r["images"]["fused"]).shape == (30, 40, 3)
     assert set(r["parts"]) == {"common", "unique_a", "unique_b"}
+    assert r["gains"]["common"] == 1 and all(1 <= r["gains"][k] <= 8 for k in ("unique_a", "unique_b"))
     assert [m["method"] for m in r["metrics"]][1:] == ["average", "max", "laplacian"]
     assert all(0 <= m["Qabf"] <= 1 and m["MI"] > 0 for m in r["metrics"])
 

@@ -6,7 +6,7 @@ import torch
 
 from ..engines.base import Engine
 from ..engines.padding import crop, pad
-from ..model import VARIANTS
+from ..model import VARIANTS, create_model
 from ..tasks import check_task, network_inputs, network_output
 
 
@@ -78,3 +78,16 @@ def decompose(model, a: np.ndarray, b: np.ndarray, task: str, device: torch.devi
     (ta, box), (tb, _) = pad(na, pad_px), pad(nb, pad_px)
     out = model.to(device)(ta, tb)
     return {k: to_image(crop(v, box).clamp(0, 1)) for k, v in out._asdict().items()}
+
+
+def decomposition_network(variant: str, weights: str | None = None):
+    """The network whose decomposition is shown: the user's weights, or else the variant's CUD weights. Shipped
+    task weights are adapted for the fused image alone (train/adapt.py trains the fused head, the others drift):
+    their common and unique heads no longer decompose (on TNO 01 their unique IR image is all but black)."""
+    return create_model(variant, weights=weights, pretrained=weights is None).eval()
+
+
+def display_gain(part: np.ndarray, cap: float = 8.0) -> float:
+    """How much a faint part is brightened to be seen: its 99th percentile to mid-grey, at most `cap`."""
+    top = float(np.percentile(part, 99))
+    return float(min(cap, max(1.0, 0.5 / max(top, 1e-6))))

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..engines import CLASSICAL, Engine, create_engine
 from ..errors import UserError
+from ..fusion import decomposition_network
 from ..imageio import to_uint8
 from ..model import VARIANTS, model_for
 from ..tasks import TASKS, check_task
@@ -51,6 +52,13 @@ class Engines:
                                                 task=task, model_name=name)
         return self.cache[key]
 
+    def decomposer(self, variant: str):
+        """The network whose decomposition the page shows, made once per variant."""
+        key = ("decomposition", variant)
+        if key not in self.cache:
+            self.cache[key] = decomposition_network(variant, self.weights)
+        return self.cache[key]
+
 
 def _decode(data: bytes, name: str) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -77,6 +85,8 @@ def _data_url(img: np.ndarray) -> str:
 
 
 def make_handler(engines, live_url: str = "", results: Path | None = None, max_mb: int = 40):
+    # Engines keeps one decomposition network per variant; a plain engines function gets the CUD weights' per call.
+    decomposer = getattr(engines, "decomposer", decomposition_network)
     results = Path(results) if results else None
 
     class Handler(BaseHTTPRequestHandler):
@@ -130,11 +140,12 @@ def make_handler(engines, live_url: str = "", results: Path | None = None, max_m
                 else:
                     raise UserError("choose two images, A and B, or an example")
                 a, b, note = _fit(a, b)
-                r = analyse(a, b, task, method, bool(fields.get("colour")), engines)
+                r = analyse(a, b, task, method, bool(fields.get("colour")), engines, decomposer)
                 reply = dict(width=a.shape[1], height=a.shape[0], note=note, engine=r["engine"], seconds=r["seconds"],
                              columns=r["columns"], metrics=r["metrics"],
                              images=dict(a=_data_url(a), b=_data_url(b), fused=_data_url(r["fused"])),
-                             parts={k: _data_url(v) for k, v in r["parts"].items()})
+                             parts={k: _data_url(v) for k, v in r["parts"].items()},
+                             gains={k: round(g, 2) for k, g in r["gains"].items()})
                 self._send(200, json.dumps(reply).encode(), "application/json")
             except UserError as err:
                 self._send(400, str(err).encode(), "text/plain; charset=utf-8")

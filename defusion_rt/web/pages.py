@@ -43,7 +43,12 @@ FUSE = """<h2>Fuse two images</h2>
 <label>compare with <select id="with"><option value="b">B</option><option value="a">A</option></select></label>
 <a id="download" download="fused.png">download the fused image</a>
 <h3>The sources</h3><div class="row" id="sources"></div>
-<h3 id="parts-title">The decomposition: what the network found common and unique</h3><div class="row" id="parts"></div>
+<div id="parts-title"><h3>The decomposition: what the network found common and unique</h3>
+<p class="note">From the network's self-supervised CUD weights (the shipped task weights are tuned for the fused
+image alone; their other heads are not trained). CUD learned "unique" as what one view shows where the other view's
+pixels were replaced by noise: in a real pair both sources show the whole scene, so most of it, warm bodies
+included, is common, and the unique images are faint: they are brightened for display by the factor given.</p></div>
+<div class="row" id="parts"></div>
 <h3>Metrics on this pair (higher is better)</h3><table id="metrics"></table></div>
 <script>
 const $ = id => document.getElementById(id);
@@ -67,7 +72,8 @@ $("f").onsubmit = async e => {
     $("sources").innerHTML = fig(d.images.a, "A") + fig(d.images.b, "B") + fig(d.images.fused, "fused");
     const parts = Object.keys(d.parts);
     $("parts-title").hidden = !parts.length;
-    $("parts").innerHTML = parts.map(k => fig(d.parts[k], k.replace("_", " "))).join("");
+    $("parts").innerHTML = parts.map(k => fig(d.parts[k], k.replace("_", " ") +
+      (d.gains[k] > 1 ? ` (x${d.gains[k].toFixed(1)} for display)` : ""))).join("");
     $("metrics").innerHTML = "<tr><th>method</th>" + d.columns.map(c => `<th>${c}</th>`).join("") + "</tr>" +
       d.metrics.map((m, i) => `<tr class="${i ? "" : "chosen"}"><td>${m.method}</td>` +
         d.columns.map(c => `<td>${m[c].toFixed(3)}</td>`).join("") + "</tr>").join("");
