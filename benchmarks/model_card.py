@@ -203,12 +203,17 @@ def ir_vis_card() -> None:
     readme_table()
 
 
-FAST_STAGES = [("cud", "CUD on photographs", "defusion_fast.pt", "multi-exposure (every task without its own weights)"),
+FAST_STAGES = [("cud", "CUD on photographs", "defusion_fast.pt",
+                "the start of every task stage; `defusion_fast-cud` in evaluate; the decomposition shown"),
                ("ir_vis", "IR-visible fusion losses on RoadScene", "defusion_fast_ir_vis.pt", "ir-vis"),
                ("multi_focus", "synthetic multi-focus pairs from photographs", "defusion_fast_multi_focus.pt",
                 "multi-focus"),
-               ("multi_exposure", "synthetic exposure pairs from photographs", "defusion_fast_multi_exposure.pt",
-                "multi-exposure")]
+               ("multi_focus_map", "synthetic multi-focus pairs, decision-map head (collapsed, see run.json)",
+                "(not shipped)", "multi-focus"),
+               ("multi_exposure", "synthetic exposure pairs from photographs, MEF-SSIM objective (+0.2 L1)",
+                "defusion_fast_multi_exposure.pt", "multi-exposure"),
+               ("multi_exposure_l1", "synthetic exposure pairs from photographs, L1 + gradient (superseded)",
+                "(not shipped)", "multi-exposure")]
 FAST_SETS = [("tno", "TNO (IR-visible)", "ir-vis"), ("vifb", "VIFB (IR-visible)", "ir-vis"),
              ("m3svd", "M3SVD frames 0111_1716 (IR-visible)", "ir-vis"),
              ("synthetic_multifocus", "synthetic multi-focus with ground truth", "multi-focus"),
@@ -325,9 +330,7 @@ def fast_card() -> None:
         rows = list(csv.DictReader((d / "log.csv").open()))
         run = json.loads((d / "run.json").read_text())
         shipped = (CARD.parent / file).is_file()
-        use = task if shipped else (f"not shipped: see `benchmarks/training/fast/{key}/`, where MEFB scored with "
-                                    "them (`mefb_with_these_weights.md`) is mixed against the CUD weights (better "
-                                    "MI and VIF, worse Qabf and MEF-SSIM) and below averaging")
+        use = task if shipped else f"not shipped: see `benchmarks/training/fast/{key}/`"
         lines.append(f"| `{file}` | {use} | {title} | {int(rows[-1]['iteration']):,} x {cfg['train']['batch']} | "
                      f"{cfg['train']['crop']} | {run['minutes']:.0f} | `{run['recipe']}` |")
     run = json.loads((FAST / "cud" / "run.json").read_text()) if (FAST / "cud" / "run.json").is_file() else {}

@@ -31,12 +31,8 @@ def median_hue_error(ref: np.ndarray, out: np.ndarray) -> float:
     return float(np.median(np.minimum(d, 360 - d)[saturated]))
 
 
-KNOWN_CAST = pytest.mark.xfail(strict=True, reason="issue #22: the shipped multi-exposure weights (CUD) wash colours "
-                                                  "out, the hue moves about 10 degrees; strict, so the fix shows")
-
-
 @pytest.mark.parametrize("task, make", [("multi-focus", defocus_pair),
-                                        pytest.param("multi-exposure", exposure_pair, marks=KNOWN_CAST)])
+                                        ("multi-exposure", exposure_pair)])
 def test_default_network_keeps_the_hue(task, make):
     img = colourful()
     a, b = (x.astype(np.float32) for x in make(img, np.random.default_rng(0)))

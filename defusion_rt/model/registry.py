@@ -26,7 +26,8 @@ VARIANTS: dict[str, dict] = {
     # The real-time CPU variant (model/fast.py): same roles and heads at about 1/35 of the paper network's FLOPs.
     "defusion_fast": dict(arch="fast", width=1.0, pad=16, multiple=16, weights="defusion_fast.pt",
                           task_weights={"ir-vis": "defusion_fast_ir_vis.pt",
-                                        "multi-focus": "defusion_fast_multi_focus.pt"}),
+                                        "multi-focus": "defusion_fast_multi_focus.pt",
+                                        "multi-exposure": "defusion_fast_multi_exposure.pt"}),
 }
 
 # Architecture families: a variant names one (default "defusion"); weight files record theirs.
