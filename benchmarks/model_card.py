@@ -206,6 +206,8 @@ def ir_vis_card() -> None:
 FAST_STAGES = [("cud", "CUD on photographs", "defusion_fast.pt",
                 "the start of every task stage; `defusion_fast-cud` in evaluate; the decomposition shown"),
                ("ir_vis", "IR-visible fusion losses on RoadScene", "defusion_fast_ir_vis.pt", "ir-vis"),
+               ("ir_vis_edges", "the IR-visible stage continued with twice the gradient term (stopped, see run.json)",
+                "(not shipped)", "ir-vis"),
                ("multi_focus", "synthetic multi-focus pairs from photographs", "defusion_fast_multi_focus.pt",
                 "multi-focus"),
                ("multi_focus_more", "the multi-focus stage continued (stopped: validation fell, see run.json)",
@@ -337,7 +339,7 @@ def fast_card() -> None:
                      f"{cfg['train']['crop']} | {run['minutes']:.0f} | `{run['recipe']}` |")
     run = json.loads((FAST / "cud" / "run.json").read_text()) if (FAST / "cud" / "run.json").is_file() else {}
     lines += ["", f"Hardware: {run.get('hardware', 'see run.json')}. Commands and notes: "
-              "`benchmarks/training/fast/*/run.json`. The three task stages start from the CUD weights.", "",
+              "`benchmarks/training/fast/*/run.json`. The shipped task stages start from the CUD weights, the continuations from their stage's shipped weights.", "",
               "## Quality against samples seen (validation)", "",
               "Last validation of each stage, mean over 8 pairs per set (IFCNN exposure stacks: darkest and "
               "brightest frame of each of 6 scenes); averaging's level computed in the same run. TNO Nato_camp, "
