@@ -304,6 +304,36 @@ def _last_validation(path: Path, title: str) -> list[str]:
     return out
 
 
+# Issue #22's targets: each task's primary metric against its best classical method, and what limits the gap
+# (read from the stopped runs' run.json notes in benchmarks/training/fast/).
+TARGETS = [("tno", "TNO", "Qabf", "max", "the IR-visible recipe (L1 to the brighter source, L1 to the stronger "
+            "gradient); twice the gradient term traded MI and VIF for no lasting Qabf (`ir_vis_edges`)"),
+           ("vifb", "VIFB", "Qabf", "laplacian", "as TNO"),
+           ("lytro", "Lytro", "Qabf", "laplacian", "the synthetic defocus pairs: more of the same training lowered "
+            "validation on real Lytro triplets (`multi_focus_more`); the decision-map head collapsed to one "
+            "source (`multi_focus_map`)"),
+           ("synthetic_multifocus", "synthetic multi-focus", "PSNR", "laplacian", "as Lytro (a likely cause, not "
+            "measured: the quarter-resolution mix blends the sources across focus boundaries)"),
+           ("mefb", "MEFB", "MEF-SSIM", "laplacian", "40 CPU minutes on synthetic exposures only; MEF-SSIM on real "
+            "stacks in training is not tried yet")]
+
+
+def _targets() -> list[str]:
+    lines = ["## Against the best classical method (issue #22's targets)", "",
+             "| set | metric | defusion_fast | averaging | target (best classical) | reached | what limits it |",
+             "|---|---|---:|---:|---:|---|---|"]
+    for name, title, metric, best, limit in TARGETS:
+        path = EVAL / f"{name}.json"
+        if not path.is_file():
+            continue
+        mean = json.loads(path.read_text())["mean"]
+        ours, target = mean["defusion_fast"][metric], mean[best][metric]
+        reached = "yes" if ours >= target else "no"
+        lines.append(f"| {title} | {metric} | {ours:.3f} | {mean['average'][metric]:.3f} | {target:.3f} ({best}) | "
+                     f"{reached} | {'' if ours >= target else limit} |")
+    return lines
+
+
 def fast_card() -> None:
     cost = _cost()
     f, p = cost["defusion_fast"], cost["defusion"]
@@ -370,6 +400,7 @@ def fast_card() -> None:
             lines.append(f"| {m} (ours, measured) | " + " | ".join(f"{tno[m][k]:.2f}" for k in keys) + " |")
         lines += ["", "Same metric convention as the paper's table; the authors' row is their weights on their "
                   "network, so compare magnitudes, not third decimals."]
+    lines += [""] + _targets()
     lines += ["", "## Speed", ""] + _speed() + [""] + _int8() + ["", "## Evaluation", "",
               "`bash benchmarks/evaluate_all.sh` (means; MI, VIF and SSIM summed over both sources; the published "
               "convention). Each set's table, with the paper network and the baselines:", ""]
