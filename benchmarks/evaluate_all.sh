@@ -21,6 +21,7 @@ run m3svd ir-vis $D/ir_vis_video/M3SVD_frames/0111_1716/ir $D/ir_vis_video/M3SVD
 # RoadScene is the IR-visible weights' training data: its first 50 pairs show fit, not generalisation.
 run roadscene ir-vis $D/ir_vis/RoadScene/ir $D/ir_vis/RoadScene/vis $IRVIS --limit 50 "$@"
 run lytro multi-focus $D/multi_focus/Lytro/a $D/multi_focus/Lytro/b defusion,defusion_fast,defusion_fast-cud,average,max,laplacian "$@"
+run mffw multi-focus $D/multi_focus/MFFW/a $D/multi_focus/MFFW/b defusion,defusion_fast,defusion_fast-cud,average,max,laplacian "$@"
 run mefb multi-exposure $D/multi_exposure/MEFB/under $D/multi_exposure/MEFB/over defusion,defusion_fast,defusion_fast-cud,average,max,laplacian,mertens "$@"
 # The CPU engines' reduced precisions against fp32 (issue #20's bounds: Qabf, MI, VIF within 0.01 / 0.05 / 0.01):
 # OpenVINO int8 (the networks `defusion-rt quantize` made) and export bf16 (auto's pick on AVX-512-BF16 CPUs).

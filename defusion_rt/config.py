@@ -22,6 +22,7 @@ class ModelSettings:
     name: Literal["defusion", "defusion_fast", "defusion_lite"] = "defusion"  # a registered variant
     width: float = 1.0      # width multiplier; overrides the variant's when not 1.0
     decision_map: bool = False  # defusion_fast: the fused head predicts w, fused = w A + (1 - w) B (multi-focus)
+    difference: bool = False    # defusion_fast: the affine fused head adds d (A - B), d from e_ua - e_ub
 
 
 @dataclass

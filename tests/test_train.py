@@ -280,15 +280,40 @@ def test_a_decision_map_head_trains_from_affine_weights_and_its_file_rebuilds_it
     s.model.name, s.model.decision_map = "defusion_fast", True
     out = train([str(image_folder)], s, tmp_path / "run", init=init, adapt=dict(task="multi-focus"))
     model = create_model("defusion_fast", weights=out / "model.pt")
-    assert model.cfg.decision_map and model.head_fused.out_channels == 1 and model.cfg.width == 0.25
+    assert model.cfg.decision_map and model.head_fused.c2.out_channels == 1 and model.cfg.width == 0.25
     a, b = torch.rand(2, 3, 40, 56), torch.rand(2, 3, 40, 56)
     with torch.no_grad():
         f = model.fused(a, b)
+        same = model.fused(a, a)
     lo, hi = torch.minimum(a, b), torch.maximum(a, b)
     assert f.shape == a.shape and bool(((f >= lo - 1e-5) & (f <= hi + 1e-5)).all())  # a convex mix, per pixel
-    s.model.name = "defusion"
-    with pytest.raises(UserError, match="defusion_fast option"):
+    assert torch.allclose(same, a, atol=1e-6)  # identical sources: no difference to read, w = 0.5, F = A
+    s.model.decision_map = s.model.difference = True
+    with pytest.raises(UserError, match="exclude each other"):
+        train([str(image_folder)], s, tmp_path / "run3", init=init, adapt=dict(task="multi-focus"))
+    s.model.name, s.model.difference = "defusion", False
+    with pytest.raises(UserError, match="defusion_fast options"):
         train([str(image_folder)], s, tmp_path / "run2", adapt=dict(task="multi-focus"))
+
+
+def test_a_difference_term_starts_as_the_affine_head_it_extends_and_trains(image_folder, tmp_path):
+    """model.difference: the loaded affine weights are kept, d (A - B) is added at d = 0, so the first fused image
+    is the --init network's own; training moves d, and the file rebuilds the head."""
+    from defusion_rt.model import create_model, export_weights
+    from defusion_rt.model.fast import DeFusionFast, FastConfig
+    torch.manual_seed(0)
+    affine = DeFusionFast(FastConfig(width=0.25)).eval()
+    init = export_weights(affine, tmp_path / "affine.pt")
+    start = create_model("defusion_fast", weights=init).with_fused_head(False, True).eval()
+    a, b = torch.rand(1, 3, 40, 56), torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(start.fused(a, b), create_model("defusion_fast", weights=init).fused(a, b))
+    s = tiny(iterations=2)
+    s.model.name, s.model.difference = "defusion_fast", True
+    out = train([str(image_folder)], s, tmp_path / "run", init=init, adapt=dict(task="multi-exposure"))
+    model = create_model("defusion_fast", weights=out / "model.pt")
+    assert model.cfg.difference and not model.cfg.decision_map
+    assert model.head_difference.c2.weight.abs().sum() > 0  # d left zero
 
 
 def test_the_mef_ssim_objective_is_the_metric_evaluate_reports():

@@ -1,10 +1,13 @@
-"""Why a decision-map run is judged collapsed: on real pairs and on synthetic training pairs, the range of the map's
-logits, how much of the map is saturated (w < 0.01 or > 0.99), the mean of w (1 = source A everywhere) and the
-size of the embedding the head reads; plus the synthetic focus masks' mean (the pairs are symmetric when it is 0.5).
+"""What a decision-map head reads and does: on real pairs and on synthetic training pairs, how much the fused
+embedding e_c + e_ua + e_ub changes when the sources are swapped (the first head read it: near zero means it cannot
+tell which source is sharp, so it collapsed), how far e_ua - e_ub is from changing sign under the swap (what the
+head reads now), the range of the map's logits, how much of it is saturated (w < 0.01 or > 0.99), the mean of w
+(1 = source A everywhere) and mean |w(a, b) + w(b, a) - 1| (0 = the fused image ignores the sources' order); plus
+the synthetic focus masks' mean (the pairs are symmetric when it is 0.5).
 
-    python benchmarks/training/decision_map_check.py runs/fast_focus_map/model.pt \
+    python benchmarks/training/decision_map_check.py runs/fast_focus_dmap/model.pt \
         --a ../shared/data/multi_focus/Lytro_triple/a --b ../shared/data/multi_focus/Lytro_triple/c \
-        --photos ../shared/data/train_natural/small320 --out benchmarks/training/fast/multi_focus_map/check.json
+        --photos ../shared/data/train_natural/small320 --out benchmarks/training/fast/multi_focus_dmap/check.json
 """
 from __future__ import annotations
 
@@ -25,13 +28,16 @@ from defusion_rt.train.synthetic import defocus_pair, focus_mask  # noqa: E402
 
 def inspect(model, a: np.ndarray, b: np.ndarray) -> dict:
     t = lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1), np.float32))[None]  # noqa: E731
+    rel = lambda x, y: float((x - y).norm() / x.norm().clamp_min(1e-12))  # noqa: E731
     with torch.no_grad():
-        e = sum(model.embed(t(a), t(b)))
-        logits = model.head_fused(e)
+        (c1, ua1, ub1), (c2, ua2, ub2) = model.embed(t(a), t(b)), model.embed(t(b), t(a))
+        logits, swapped = model.head_fused(ua1, ub1), model.head_fused(ua2, ub2)
     w = torch.sigmoid(logits)
-    return dict(logit_min=float(logits.min()), logit_max=float(logits.max()), w_mean=float(w.mean()),
-                saturated=float(((w < 0.01) | (w > 0.99)).float().mean()), embed_abs_mean=float(e.abs().mean()),
-                embed_abs_max=float(e.abs().max()))
+    return dict(fused_embedding_swap_change=rel(c1 + ua1 + ub1, c2 + ua2 + ub2),
+                difference_swap_antisymmetry_error=rel(ua1 - ub1, ub2 - ua2),
+                logit_min=float(logits.min()), logit_max=float(logits.max()), w_mean=float(w.mean()),
+                saturated=float(((w < 0.01) | (w > 0.99)).float().mean()),
+                swap_inconsistency=float((w + torch.sigmoid(swapped) - 1).abs().mean()))
 
 
 def main() -> None:

@@ -28,7 +28,11 @@ class FastConfig:
     width: float = 1.0
     # The fused head predicts a soft decision map w instead of the affine mix: fused = w a + (1 - w) b, the form
     # multi-focus fusion wants (every output pixel is one of the sources' own, or a blend at a focus boundary).
+    # It reads the difference of the unique embeddings (DecisionHead).
     decision_map: bool = False
+    # The affine fused head gains a term d (a - b), d read from that same difference: a per-pixel choice between
+    # the sources, which the near swap-invariant fused embedding cannot express (multi-exposure, IR-visible).
+    difference: bool = False
 
     def ch(self, planes: int) -> int:
         return max(4, int(round(planes * self.width / 4)) * 4)
@@ -72,6 +76,24 @@ class FastDecoder(nn.Module):
         return self.d3(torch.cat([x, *shallow], 1))
 
 
+class DecisionHead(nn.Module):
+    """Logits of w from e_ua - e_ub through an odd function (bias-free convs around tanh): swapping the sources
+    negates the input, so w becomes close to 1 - w and the fused image does not depend on their order.
+
+    Why: the fused embedding e_c + e_ua + e_ub is nearly the same for (a, b) and (b, a), so a head on it cannot
+    tell which source is sharp; under L1 every constant w then costs the same, and training drifted to w = 1
+    everywhere (benchmarks/training/fast/multi_focus_map). Identical sources give w = 0.5 exactly.
+    """
+
+    def __init__(self, chs: int = 16):
+        super().__init__()
+        self.c1 = nn.Conv2d(chs, chs, 3, padding=1, bias=False)
+        self.c2 = nn.Conv2d(chs, 1, 3, padding=1, bias=False)
+
+    def forward(self, e_ua: torch.Tensor, e_ub: torch.Tensor) -> torch.Tensor:
+        return self.c2(torch.tanh(self.c1(e_ua - e_ub)))
+
+
 class DeFusionFast(nn.Module):
     """forward(a, b) -> Decomposition(common, unique_a, unique_b, fused), each Bx3xHxW, any H and W."""
 
@@ -86,13 +108,18 @@ class DeFusionFast(nn.Module):
         self.common_decoder = FastDecoder((ens + 2 * f3, 2 * f2, 2 * f1), (c(48), c(32), 16))
         self.unique_decoder = FastDecoder((ens + f3, f2, f1), (c(48), c(32), 16))
         self.head_common, self.head_unique = (nn.Conv2d(16, COEFFS, 3, padding=1) for _ in range(2))
-        self.head_fused = nn.Conv2d(16, 1 if cfg.decision_map else COEFFS, 3, padding=1)
+        self.head_fused = DecisionHead() if cfg.decision_map else nn.Conv2d(16, COEFFS, 3, padding=1)
+        self.head_difference = DecisionHead() if cfg.difference else None
         init_he_fan_out(self)
+        if self.head_difference is not None:
+            nn.init.zeros_(self.head_difference.c2.weight)  # d = 0: starts as the affine head it extends
         for h in (self.head_common, self.head_unique, self.head_fused):
+            if isinstance(h, DecisionHead):
+                continue  # odd by construction: starts near w = 0.5, the plain average
             # Start every head as the plain average of the sources: a sane image from the first step.
             nn.init.normal_(h.weight, std=1e-3)
             with torch.no_grad():
-                h.bias.copy_(torch.tensor([0.0] if h.out_channels == 1 else [0.5, 0.5, 0.0, 0.0, 0.0]))
+                h.bias.copy_(torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0]))
 
     def embed(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three 16-channel embeddings (common, unique a, unique b) at quarter resolution."""
@@ -115,28 +142,34 @@ class DeFusionFast(nn.Module):
         wa, wb, offset = coeffs.split((1, 1, 3), 1)
         return up(wa) * a + up(wb) * b + up(offset)
 
-    def _fuse(self, e: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def _fuse(self, e_c: torch.Tensor, e_ua: torch.Tensor, e_ub: torch.Tensor, a: torch.Tensor,
+              b: torch.Tensor) -> torch.Tensor:
         if not self.cfg.decision_map:
-            return self._mix(self.head_fused(e), a, b)
+            fused = self._mix(self.head_fused(e_c + e_ua + e_ub), a, b)
+            if self.head_difference is None:
+                return fused
+            d = self.head_difference(e_ua, e_ub)
+            return fused + F.interpolate(d, size=a.shape[-2:], mode="bilinear", align_corners=False) * (a - b)
         # Logits upsampled, then the sigmoid: boundaries as sharp as the quarter-resolution map allows.
-        w = torch.sigmoid(F.interpolate(self.head_fused(e), size=a.shape[-2:], mode="bilinear", align_corners=False))
-        return b + w * (a - b)
+        logits = F.interpolate(self.head_fused(e_ua, e_ub), size=a.shape[-2:], mode="bilinear", align_corners=False)
+        return b + torch.sigmoid(logits) * (a - b)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, activate: bool = True) -> Decomposition:
         """activate=False returns pre-ReLU outputs (training takes its losses there, as for the paper network)."""
         e_c, e_ua, e_ub = self.embed(a, b)
         outs = (self._mix(self.head_common(e_c), a, b), self._mix(self.head_unique(e_ua), a, b),
-                self._mix(self.head_unique(e_ub), b, a), self._fuse(e_c + e_ua + e_ub, a, b))
+                self._mix(self.head_unique(e_ub), b, a), self._fuse(e_c, e_ua, e_ub, a, b))
         return Decomposition(*(o if not activate else F.relu(o) for o in outs))
 
     def fused(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        e_c, e_ua, e_ub = self.embed(a, b)
-        return F.relu(self._fuse(e_c + e_ua + e_ub, a, b))
+        return F.relu(self._fuse(*self.embed(a, b), a, b))
 
-    def with_decision_map(self) -> "DeFusionFast":
-        """The same network with a fresh decision-map fused head (training from affine weights)."""
-        new = DeFusionFast(FastConfig(self.cfg.width, decision_map=True))
-        kept = {k: v for k, v in self.state_dict().items() if not k.startswith("head_fused.")}
+    def with_fused_head(self, decision_map: bool, difference: bool) -> "DeFusionFast":
+        """The same network with a new fused head (training from affine weights): a fresh decision map, or the
+        affine head kept and a difference term added at zero."""
+        new = DeFusionFast(FastConfig(self.cfg.width, decision_map=decision_map, difference=difference))
+        fresh = ("head_fused.", "head_difference.") if decision_map else ("head_difference.",)
+        kept = {k: v for k, v in self.state_dict().items() if not k.startswith(fresh)}
         new.load_state_dict(kept, strict=False)
         new.variant = getattr(self, "variant", "defusion_fast")
         return new

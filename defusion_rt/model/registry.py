@@ -137,7 +137,8 @@ def create_model(name: str = "defusion", weights: str | Path | None = None, widt
             raise UserError(f"weights {weights} are for the '{theirs}' architecture, not model '{name}'; "
                             f"pass --model {fits[0] if fits else '(none registered)'}")
     net, config = ARCHS[family]
-    extra = {"decision_map": True} if blob is not None and blob.get("arch", {}).get("decision_map") else {}
+    heads = ("decision_map", "difference")  # the fast variant's fused-head options, saved with its weights
+    extra = {k: True for k in heads if blob is not None and blob.get("arch", {}).get(k)}
     model = net(config(width=width or VARIANTS[name]["width"], **extra))
     if blob is not None:
         _check_fit(model, blob["state_dict"], weights, name)
@@ -173,7 +174,6 @@ def export_weights(model: nn.Module, path: str | Path, meta: dict | None = None)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
     arch = {"family": family_of(model), "width": model.cfg.width}
-    if getattr(model.cfg, "decision_map", False):
-        arch["decision_map"] = True
+    arch.update({k: True for k in ("decision_map", "difference") if getattr(model.cfg, k, False)})
     torch.save({"format": "defusion-rt-weights/1", "arch": arch, "state_dict": state, "meta": meta or {}}, path)
     return path

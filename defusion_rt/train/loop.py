@@ -125,6 +125,20 @@ def make_objective(data: list[str] | None, settings: Settings, adapt: dict | Non
     return CUDObjective(data, settings)
 
 
+def _with_fused_head(model, ms):
+    """model.decision_map / model.difference on a network loaded without them: all else from the file."""
+    wanted = (ms.decision_map, ms.difference)
+    if not any(wanted) or wanted == tuple(getattr(model.cfg, k, False) for k in ("decision_map", "difference")):
+        return model
+    if not hasattr(model, "with_fused_head"):
+        raise UserError("model.decision_map and model.difference are defusion_fast options; set model.name: "
+                        "defusion_fast")
+    if all(wanted):
+        raise UserError("model.decision_map and model.difference exclude each other (the decision map has no "
+                        "affine part to extend); set one of them")
+    return model.with_fused_head(*wanted).train()
+
+
 def train(data: str | list[str] | None, settings: Settings | None, out: Path, resume: bool = False,
           iterations: int | None = None, stop_after: int | None = None, minutes: float | None = None,
           init: str | Path | None = None, adapt: dict | None = None, validation: list | None = None,
@@ -169,10 +183,7 @@ def train(data: str | list[str] | None, settings: Settings | None, out: Path, re
     else:
         width = settings.model.width if settings.model.width != 1.0 else None
         model = create_model(settings.model.name, width=width).train()
-    if settings.model.decision_map and not getattr(model.cfg, "decision_map", False):
-        if not hasattr(model, "with_decision_map"):
-            raise UserError("model.decision_map is a defusion_fast option; set model.name: defusion_fast")
-        model = model.with_decision_map().train()  # from --init: all but the fused head from the file
+    model = _with_fused_head(model, settings.model)
     model = model.to(device)
     if tr.channels_last:
         model = model.to(memory_format=torch.channels_last)
