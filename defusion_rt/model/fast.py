@@ -7,7 +7,9 @@ What moves is resolution. The encoder is strided from its first conv, plain 3x3 
 bottlenecks (oneDNN runs them fast in bf16), and the decoders end at quarter resolution. Full resolution is
 reached the way guided filters do it: each head predicts, at quarter resolution, a per-pixel affine mix of the two
 sources (a weight per source plus an RGB offset); the coefficient maps are smooth, so they are upsampled bilinearly
-and applied to the full-resolution sources, which put their own detail back.
+and applied to the full-resolution sources, which put their own detail back. Per task the fused head can
+choose a source per pixel from the difference of the unique embeddings: a decision map (multi-focus) or an added
+d (a - b) (IR-visible); see FastConfig.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class FastConfig:
     width: float = 1.0
     # The fused head predicts a soft decision map w instead of the affine mix: fused = w a + (1 - w) b, the form
     # multi-focus fusion wants (every output pixel is one of the sources' own, or a blend at a focus boundary).
-    # It reads the difference of the unique embeddings (DecisionHead).
+    # w is read from the difference of the unique embeddings (DifferenceHead): the logit, through a sigmoid.
     decision_map: bool = False
     # The affine fused head gains a term d (a - b), d read from that same difference: a per-pixel choice between
     # the sources, which the near swap-invariant fused embedding cannot express (multi-exposure, IR-visible).
@@ -76,13 +78,13 @@ class FastDecoder(nn.Module):
         return self.d3(torch.cat([x, *shallow], 1))
 
 
-class DecisionHead(nn.Module):
-    """Logits of w from e_ua - e_ub through an odd function (bias-free convs around tanh): swapping the sources
-    negates the input, so w becomes close to 1 - w and the fused image does not depend on their order.
+class DifferenceHead(nn.Module):
+    """One map from e_ua - e_ub through an odd function (bias-free convs around tanh): swapping the sources
+    negates it, so the fused image does not depend on their order. Identical sources give 0 exactly.
 
     Why: the fused embedding e_c + e_ua + e_ub is nearly the same for (a, b) and (b, a), so a head on it cannot
-    tell which source is sharp; under L1 every constant w then costs the same, and training drifted to w = 1
-    everywhere (benchmarks/training/fast/multi_focus_map). Identical sources give w = 0.5 exactly.
+    tell which source is sharp or brighter; a decision map read from it drifted to w = 1 everywhere under L1,
+    where every constant w costs the same (benchmarks/training/fast/multi_focus_map).
     """
 
     def __init__(self, chs: int = 16):
@@ -108,14 +110,14 @@ class DeFusionFast(nn.Module):
         self.common_decoder = FastDecoder((ens + 2 * f3, 2 * f2, 2 * f1), (c(48), c(32), 16))
         self.unique_decoder = FastDecoder((ens + f3, f2, f1), (c(48), c(32), 16))
         self.head_common, self.head_unique = (nn.Conv2d(16, COEFFS, 3, padding=1) for _ in range(2))
-        self.head_fused = DecisionHead() if cfg.decision_map else nn.Conv2d(16, COEFFS, 3, padding=1)
-        self.head_difference = DecisionHead() if cfg.difference else None
+        self.head_fused = DifferenceHead() if cfg.decision_map else nn.Conv2d(16, COEFFS, 3, padding=1)
+        self.head_difference = DifferenceHead() if cfg.difference else None
         init_he_fan_out(self)
         if self.head_difference is not None:
             nn.init.zeros_(self.head_difference.c2.weight)  # d = 0: starts as the affine head it extends
         for h in (self.head_common, self.head_unique, self.head_fused):
-            if isinstance(h, DecisionHead):
-                continue  # odd by construction: starts near w = 0.5, the plain average
+            if isinstance(h, DifferenceHead):
+                continue  # odd by construction, no bias to set
             # Start every head as the plain average of the sources: a sane image from the first step.
             nn.init.normal_(h.weight, std=1e-3)
             with torch.no_grad():
