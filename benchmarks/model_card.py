@@ -240,10 +240,12 @@ def _cost() -> dict:
     """Parameters and FLOPs per 640x480 pair (fused output) of both networks, counted now."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    from defusion_rt.model import create_model
+    from defusion_rt.model import create_model, default_weights
     out = {}
-    for name in ("defusion_fast", "defusion"):
-        net = create_model(name)
+    nets = {name: create_model(name) for name in ("defusion_fast", "defusion")}
+    for task in ("ir-vis", "multi-focus", "multi-exposure"):  # the fused head differs per task (FastConfig)
+        nets[task] = create_model("defusion_fast", weights=default_weights("defusion_fast", task))
+    for name, net in nets.items():
         a = torch.zeros(1, 3, 480, 640)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             net.fused(a, a)
@@ -367,7 +369,12 @@ def fast_card() -> None:
         "encoder strided from its first layer, decoders ending at quarter resolution. Full resolution comes back "
         "as in guided filtering: each head predicts at quarter resolution a per-pixel mix of the two sources (a "
         "weight each and an RGB offset); the smooth coefficient maps are upsampled and applied to the "
-        "full-resolution sources, which bring their own detail.", "",
+        "full-resolution sources, which bring their own detail.",
+        "- Per task the fused head can choose a source per pixel from the difference of the unique embeddings "
+        "(e_c + e_ua + e_ub barely changes when the sources swap, so a head on it cannot): a decision map "
+        "(multi-focus) or an added term d (A - B) (IR-visible). Cost with each task's shipped weights: "
+        + ", ".join(f"{t} {cost[t]['params']:,} parameters / {cost[t]['gflop']:.2f} GFLOP"
+                    for t in ("ir-vis", "multi-focus", "multi-exposure")) + ".", "",
         "## Weights and how they were trained", "",
         "| file | used for | stage | iterations x batch | crop | minutes | recipe |", "|---|---|---|---:|---:|---:|---|"]
     for key, title, file, task in FAST_STAGES:
