@@ -134,24 +134,24 @@ class DeFusionFast(nn.Module):
         return e_c, e_ua, e_ub
 
     @staticmethod
-    def _mix(coeffs: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Upsample the quarter-resolution mix to the sources' size and apply it there."""
+    def _mix(coeffs: torch.Tensor, a: torch.Tensor, b: torch.Tensor, d: torch.Tensor | None = None) -> torch.Tensor:
+        """Upsample the quarter-resolution mix to the sources' size and apply it there; a difference term d (a - b)
+        joins the source weights before upsampling (bilinear is linear), so it costs no full-resolution pass."""
         # Coefficient 0 weighs the first argument: the unique head's own source (its two calls swap a and b).
         # Split before upsampling (bilinear is per channel, so the result is the same): slicing the
         # full-resolution maps instead makes OpenVINO copy each of them.
         def up(k: torch.Tensor) -> torch.Tensor:
             return F.interpolate(k, size=a.shape[-2:], mode="bilinear", align_corners=False)
         wa, wb, offset = coeffs.split((1, 1, 3), 1)
+        if d is not None:
+            wa, wb = wa + d, wb - d
         return up(wa) * a + up(wb) * b + up(offset)
 
     def _fuse(self, e_c: torch.Tensor, e_ua: torch.Tensor, e_ub: torch.Tensor, a: torch.Tensor,
               b: torch.Tensor) -> torch.Tensor:
         if not self.cfg.decision_map:
-            fused = self._mix(self.head_fused(e_c + e_ua + e_ub), a, b)
-            if self.head_difference is None:
-                return fused
-            d = self.head_difference(e_ua, e_ub)
-            return fused + F.interpolate(d, size=a.shape[-2:], mode="bilinear", align_corners=False) * (a - b)
+            d = None if self.head_difference is None else self.head_difference(e_ua, e_ub)
+            return self._mix(self.head_fused(e_c + e_ua + e_ub), a, b, d)
         # Logits upsampled, then the sigmoid: boundaries as sharp as the quarter-resolution map allows.
         logits = F.interpolate(self.head_fused(e_ua, e_ub), size=a.shape[-2:], mode="bilinear", align_corners=False)
         return b + torch.sigmoid(logits) * (a - b)

@@ -1,0 +1,65 @@
+"""What the per-task fused heads cost (issue #22): the real-time network with each shipped weight file (the affine
+head of multi-exposure, the difference term of IR-visible, the decision map of multi-focus) fusing the same
+640x480 RGB pair, each engine and precision side by side, interleaved, medians of the fuse call.
+
+    python benchmarks/fused_head_cost.py --out benchmarks/results/fused_head_cost_amd-epyc-2c.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from defusion_rt.bench.telemetry import machine  # noqa: E402
+from defusion_rt.engines import create_engine  # noqa: E402
+from defusion_rt.fusion import Fuser  # noqa: E402
+from defusion_rt.model import default_weights  # noqa: E402
+
+HEADS = {"affine (multi-exposure)": "multi-exposure", "difference term (ir-vis)": "ir-vis",
+         "decision map (multi-focus)": "multi-focus"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engines", default="eager:fp32,compile:bf16")
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    pair = (torch.rand(1, 3, 480, 640), torch.rand(1, 3, 480, 640))
+    rows = []
+    for spec in args.engines.split(","):
+        name, precision = spec.split(":")
+        fusers = {head: Fuser(create_engine(name, "cpu", precision, model_name="defusion_fast",
+                                            weights=str(default_weights("defusion_fast", task))), "multi-exposure")
+                  for head, task in HEADS.items()}
+        times = {head: [] for head in fusers}
+        with torch.inference_mode():
+            for fuser in fusers.values():  # build and warm up
+                for _ in range(3):
+                    fuser.fuse_tensors(*pair)
+            for _ in range(args.reps):  # interleaved: a busy moment costs every head alike
+                for head, fuser in fusers.items():
+                    t = time.perf_counter()
+                    fuser.fuse_tensors(*pair)
+                    times[head].append(1000 * (time.perf_counter() - t))
+        base = float(np.median(times[next(iter(HEADS))]))
+        for head, ts in times.items():
+            ms = float(np.median(ts))
+            rows.append(dict(engine=name, precision=precision, head=head, median_ms=round(ms, 2),
+                             vs_affine=round(ms / base, 3)))
+            print(rows[-1], flush=True)
+    out = dict(benchmark="fused_head_cost", model="defusion_fast", size="640x480", reps=args.reps,
+               machine=machine(), command=" ".join(sys.argv), results=rows)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
