@@ -211,6 +211,8 @@ FAST_STAGES = [("cud", "CUD on photographs", "defusion_fast.pt",
                 "(not shipped)", "ir-vis"),
                ("ir_vis_difference", "the IR-visible stage continued with the difference term d (A - B)",
                 "defusion_fast_ir_vis.pt", "ir-vis"),
+               ("ir_vis_difference_more", "the difference-term stage continued at lr 2e-4 (stopped: validation fell)",
+                "(not shipped)", "ir-vis"),
                ("multi_focus", "synthetic multi-focus pairs from photographs, affine head (superseded)",
                 "(not shipped)", "multi-focus"),
                ("multi_focus_more", "the multi-focus stage continued (stopped: validation fell, see run.json)",
@@ -323,7 +325,7 @@ def _last_validation(path: Path, title: str) -> list[str]:
 CLASSICAL = ("average", "max", "laplacian", "mertens")
 IR_LIMIT = ("likely the quarter-resolution mix (the Laplacian pyramid picks detail per pixel at every scale); twice "
             "the gradient term traded MI and VIF for no lasting Qabf (`ir_vis_edges`); the difference term gained "
-            "0.010 in 25 minutes, rising slowly when its budget ended (`ir_vis_difference`)")
+            "0.010 in 25 minutes; continuing it lowered validation (`ir_vis_difference_more`)")
 MF_LIMIT = "the decision map is decided at quarter resolution, so focus boundaries blend over a few pixels"
 TARGETS = [("tno", "TNO", "Qabf", IR_LIMIT), ("tno", "TNO", "VIF", IR_LIMIT),
            ("vifb", "VIFB", "Qabf", IR_LIMIT), ("vifb", "VIFB", "VIF", IR_LIMIT),
