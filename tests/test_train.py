@@ -288,6 +288,11 @@ def test_a_decision_map_head_trains_from_affine_weights_and_its_file_rebuilds_it
     lo, hi = torch.minimum(a, b), torch.maximum(a, b)
     assert f.shape == a.shape and bool(((f >= lo - 1e-5) & (f <= hi + 1e-5)).all())  # a convex mix, per pixel
     assert torch.allclose(same, a, atol=1e-6)  # identical sources: no difference to read, w = 0.5, F = A
+    blob = torch.load(out / "model.pt", weights_only=True)
+    blob["arch"]["difference"] = True  # a hand-edited file: both heads
+    torch.save(blob, tmp_path / "both.pt")
+    with pytest.raises(UserError, match="record both"):
+        create_model("defusion_fast", weights=tmp_path / "both.pt")
     s.model.decision_map = s.model.difference = True
     with pytest.raises(UserError, match="exclude each other"):
         train([str(image_folder)], s, tmp_path / "run3", init=init, adapt=dict(task="multi-focus"))

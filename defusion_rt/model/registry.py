@@ -139,6 +139,10 @@ def create_model(name: str = "defusion", weights: str | Path | None = None, widt
     net, config = ARCHS[family]
     heads = ("decision_map", "difference")  # the fast variant's fused-head options, saved with its weights
     extra = {k: True for k in heads if blob is not None and blob.get("arch", {}).get(k)}
+    if len(extra) > 1:
+        raise UserError(f"weights {weights} record both a decision map and a difference term, which `defusion-rt "
+                        "train` never writes; give a weight file written by it or one shipped in "
+                        "defusion_rt/model/weights/")
     model = net(config(width=width or VARIANTS[name]["width"], **extra))
     if blob is not None:
         _check_fit(model, blob["state_dict"], weights, name)
