@@ -1,8 +1,10 @@
 """Nothing lost whatever goes wrong: several outputs at once, a recording whose disk fills up, a source away for
 longer than the stall timeout while it reconnects, every thread's error kept."""
+import os
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from defusion_rt.capture.pairing import LivePairer
@@ -10,7 +12,7 @@ from defusion_rt.capture.queues import END, FrameQueue
 from defusion_rt.capture.sources import Frame
 from defusion_rt.errors import UserError
 from defusion_rt.pipeline import Pipeline
-from defusion_rt.render import sink as sink_module
+from defusion_rt.render import fragments, sink as sink_module
 from test_pipeline import count_frames, settings, with_sources
 
 
@@ -50,6 +52,31 @@ def test_a_full_disk_on_the_only_output_stops_the_run_with_one_line(tmp_path, mo
                                 render=dict(record=out))).run()
     assert summary.stopped_by == "error" and "No space left on device" in summary.message
     assert count_frames(out) == 4
+
+
+@pytest.mark.parametrize("free_bytes", range(1500, 16000, 1111))
+def test_a_disk_that_fills_mid_write_leaves_every_whole_fragment_playable(tmp_path, monkeypatch, free_bytes):
+    """The real disk's way: a write cut short at any byte, then ENOSPC. FFmpeg's reader drops the whole file when
+    it ends inside a fragment's header, so the recording must end on a whole fragment (render/fragments.py)."""
+    pytest.importorskip("av")
+    left, real = [free_bytes], os.write
+
+    def write(fd, data):
+        if left[0] <= 0:
+            raise OSError(28, "No space left on device")
+        n = real(fd, bytes(data[:left[0]]))
+        left[0] -= n
+        return n
+    monkeypatch.setattr(fragments.os, "write", write)
+    rng, out, written = np.random.default_rng(0), tmp_path / "cut.mp4", 0
+    with pytest.raises(UserError, match="No space left on device"):
+        with sink_module.VideoSink(out, 30, (64, 48)) as sink:
+            sink.fragment_s = 0  # a fragment per frame: many places for the cut to land
+            for _ in range(100):
+                sink.write(rng.integers(0, 256, (48, 64, 3), np.uint8))
+                written += 1
+    # Every frame but the last one written, which the muxer holds until the next keyframe closes its fragment.
+    assert written >= 1 and count_frames(out) == written - 1
 
 
 def _frame(i: int, t: float) -> Frame:

@@ -1,5 +1,6 @@
 """Recording: H.264 MP4 through PyAV when installed (fragmented, so even a killed process leaves a playable
-file: a fragment is cut every second of wall-clock time), else OpenCV's MPEG-4 Part 2 (`mp4v`; pip OpenCV cannot
+file: a fragment is cut every second of wall-clock time, and the file only ever ends on a whole one:
+fragments.py), else OpenCV's MPEG-4 Part 2 (`mp4v`; pip OpenCV cannot
 encode H.264). A context manager: the file is always closed, whatever stops the run."""
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..outputs import check_file
+from .fragments import FragmentFile
 
 
 class VideoSink:
@@ -23,7 +25,7 @@ class VideoSink:
         self.frames = 0
         self.fragment_s = 1.0          # wall-clock seconds between forced keyframes (fragments)
         self._last_key = time.monotonic()
-        self._av = self._cv = None
+        self._av = self._cv = self._file = None
         self.used = ""
         self.failed = False
 
@@ -47,13 +49,19 @@ class VideoSink:
             av = None
         if av is not None:
             try:
-                self._av = av.open(str(self.path), "w",
-                                   options={"movflags": "frag_keyframe+empty_moov", "flush_packets": "1"})
+                if self.path.suffix.lower() in (".mp4", ".mov"):  # fragmented: written whole fragments at a time
+                    self._file = FragmentFile(self.path)
+                    self._av = av.open(self._file, "w", format=self.path.suffix.lower()[1:],
+                                       options={"movflags": "frag_keyframe+empty_moov", "flush_packets": "1"})
+                else:  # Matroska: a cut file plays up to the cut by design
+                    self._av = av.open(str(self.path), "w")
                 self._stream = self._av.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
             except (av.error.FFmpegError, ValueError):  # this FFmpeg build has no libx264: fall back to mp4v
                 if self._av is not None:
                     self._av.close()
-                self._av = None
+                if self._file is not None:
+                    self._file.close()
+                self._av = self._file = None
         if self._av is None:
             if self.codec == "h264":
                 raise UserError("H.264 recording needs PyAV with libx264: pip install av")
@@ -93,19 +101,19 @@ class VideoSink:
 
     def __exit__(self, *exc) -> None:
         if self._av is not None:
-            try:
-                if not self.failed:
-                    for packet in self._stream.encode():
-                        self._av.mux(packet)
-            except OSError:
-                pass  # the same full disk: what is written stays
-            finally:
+            for step in (self._flush, self._av.close, self._file.close if self._file else lambda: None):
                 try:
-                    self._av.close()
+                    step()
                 except OSError:
-                    pass
+                    pass  # the same full disk: the file ends on its last whole fragment
         if self._cv is not None:
             self._cv.release()
+
+    def _flush(self) -> None:
+        """The frames still in the encoder (none after a failed write)."""
+        if not self.failed:
+            for packet in self._stream.encode():
+                self._av.mux(packet)
 
 
 class TimingLog:
