@@ -66,10 +66,12 @@ def _cmd_evaluate(args) -> None:
     if args.video:
         from .evaluate import run_video_evaluation
         report = run_video_evaluation(args.task, args.a, args.b, methods, weights=args.weights, device=args.device,
-                                      precision=args.precision, frames=args.frames)
-        title = f"{args.task} video flicker (lower is better): {args.a} + {args.b}"
+                                      precision=args.precision, frames=args.frames, steady=args.steady)
+        how = "steadied as the video pipeline does (fusion.steady)" if args.steady else "every frame fused on its own"
+        title = f"{args.task} video flicker (lower is better), {how}: {args.a} + {args.b}"
         print_table(report, Console(width=160), title)
-        write_outputs(report, dict(a=args.a, b=args.b, frames=args.frames), args.json, args.csv, args.markdown, title)
+        write_outputs(report, dict(a=args.a, b=args.b, frames=args.frames, steady=args.steady), args.json, args.csv,
+                      args.markdown, title)
         return
     report = run_evaluation(args.task, args.a, args.b, methods, gt=args.gt, fused=fused, weights=args.weights,
                             device=args.device, precision=args.precision, limit=args.limit,
@@ -400,6 +402,9 @@ def _fusion_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=POSITIVE, help="pairs per fusion call for recorded sources")
     p.add_argument("--weights", help="weight file (default: the shipped weights for the task and model)")
     p.add_argument("--colour", "--color", action="store_true", help="ir-vis: fuse luminance, keep visible colour")
+    p.add_argument("--steady", action=argparse.BooleanOptionalAction, default=None,
+                   help="video: a fused frame changes only as far as the sources did nearby (default on; --no-steady "
+                        "fuses every frame on its own)")
     p.add_argument("--register", help="none | auto (cross-modal, checked) | ecc | features | calibration YAML")
     p.add_argument("--allow-unregistered", action="store_true", default=None,
                    help="recorded sources: fuse unregistered when --register auto fails its check (else stop)")
@@ -409,7 +414,7 @@ def _fusion_overrides(args) -> dict:
     return {"register": dict(method=args.register, allow_untrusted=args.allow_unregistered),
             "fusion": dict(task=args.task, method=args.method, model=args.model, engine=args.engine,
                            device=args.device, precision=args.precision, batch=args.batch, weights=args.weights,
-                           colour=args.colour or None)}
+                           colour=args.colour or None, steady=args.steady)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -476,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--a/--b are two videos (or frame folders), or two folders of videos paired by name: score "
                         "the fused videos' flicker, the change no source explains (lower is better)")
     e.add_argument("--frames", type=POSITIVE, default=150, help="with --video: frames per clip (default 150)")
+    e.add_argument("--steady", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --video: steady each method's video as the pipeline does (default); --no-steady "
+                        "scores every frame fused on its own")
     e.add_argument("--json", help="write per-pair and mean values as JSON")
     e.add_argument("--csv", help="write per-pair and mean values as CSV")
     e.add_argument("--markdown", help="write the mean table as Markdown")

@@ -202,9 +202,12 @@ def video_pairs(a: str, b: str) -> list[tuple[str, str, str]]:
 
 
 def run_video_evaluation(task: str, a: str, b: str, methods: list[str], weights: str | None = None,
-                         device: str = "auto", precision: str = "fp32", frames: int = 150) -> Report:
-    """Flicker (metrics/temporal.py) of each method's fused video over the first `frames` frames of every clip."""
+                         device: str = "auto", precision: str = "fp32", frames: int = 150,
+                         steady: bool = True) -> Report:
+    """Flicker (metrics/temporal.py) of each method's fused video over the first `frames` frames of every clip;
+    `steady`: as the video pipeline makes it by default (fusion/steady.py), else every frame fused on its own."""
     from .capture import open_source
+    from .fusion.steady import Steady
     from .metrics.temporal import Flicker
     check_task(task)
     clips = video_pairs(a, b)
@@ -216,6 +219,7 @@ def run_video_evaluation(task: str, a: str, b: str, methods: list[str], weights:
         for name, va, vb in clips:
             src_a, src_b = open_source(va), open_source(vb)
             meters = {m: Flicker() for m in fusers}
+            steadies = {m: Steady(f.grey) if steady else None for m, f in fusers.items()}
             try:
                 for _ in range(frames):
                     fa, fb = src_a.read(), src_b.read()
@@ -225,7 +229,8 @@ def run_video_evaluation(task: str, a: str, b: str, methods: list[str], weights:
                     if y.shape != x.shape:  # registered sets can differ by a pixel after cropping
                         y = cv2.resize(y, x.shape[1::-1], interpolation=cv2.INTER_AREA)
                     for m, f in fusers.items():
-                        meters[m].add(x, y, f(x, y))
+                        out = f(x, y)
+                        meters[m].add(x, y, steadied(steadies[m], x, y, out) if steady else out)
                     progress.advance(bar)
             finally:
                 src_a.close()
@@ -236,6 +241,12 @@ def run_video_evaluation(task: str, a: str, b: str, methods: list[str], weights:
             if not next(iter(meters.values())).steps:
                 report.skipped.append(dict(pair=name, method="*", reason="fewer than two frames could be read"))
     return report
+
+
+def steadied(steady, a: np.ndarray, b: np.ndarray, fused: np.ndarray) -> np.ndarray:
+    """Float RGB frames (0-1) through fusion/steady.py as the pipeline runs it, on uint8 BGR frames."""
+    u8 = lambda x: np.clip(np.rint(x[..., ::-1] * 255), 0, 255).astype(np.uint8)  # noqa: E731
+    return steady(u8(a), u8(b), u8(fused))[..., ::-1].astype(np.float32) / 255
 
 
 def markdown(report: Report, title: str) -> str:

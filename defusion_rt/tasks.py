@@ -26,6 +26,11 @@ def check_task(task: str) -> str:
     return task
 
 
+def fuses_grey(task: str, colour: bool) -> bool:
+    """ir-vis without colour: the network sees grey sources and returns grey."""
+    return task == "ir-vis" and not colour
+
+
 def luma(x: torch.Tensor) -> torch.Tensor:
     """Bx3xHxW -> Bx1xHxW (a grey Bx1xHxW is returned as is). A matmul over the channel axis: one pass, and 6x
     faster than multiply-and-sum on the channels-last frames the video pipeline makes."""

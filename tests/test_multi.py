@@ -69,7 +69,7 @@ def test_each_pair_gets_its_own_frames_and_cuda_batches_the_ready_pairs():
             fb = Frame(np.full((*shapes[i], 3), vb, np.uint8), k, k / 30, 0.0)
             ready.put(((fa, fb), fa.image, fb.image, 0.001))
         ready.put(END)
-        pairs.append(SimpleNamespace(ready=ready, out=FrameQueue(8, "block", stop)))
+        pairs.append(SimpleNamespace(ready=ready, out=FrameQueue(8, "block", stop), steady=None))
     from collections import Counter
     mux = Muxer(fusion, pairs, Counter({(64, 48): 2, (40, 32): 1}), threading.Event(), threading.Event())
     mux.cuda = True

@@ -7,7 +7,7 @@ import torch
 from ..engines.base import Engine
 from ..engines.padding import crop, pad
 from ..model import VARIANTS, create_model
-from ..tasks import check_task, network_inputs, network_output
+from ..tasks import check_task, fuses_grey, network_inputs, network_output
 
 
 def to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -32,7 +32,7 @@ class Fuser:
     @property
     def grey(self) -> bool:
         """ir-vis without colour: the network sees grey sources and returns grey, so video fuses one channel."""
-        return self.task == "ir-vis" and not self.colour
+        return fuses_grey(self.task, self.colour)
 
     def fuse_tensors(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW (or Bx1xHxW grey for ir-vis) float [0,1] on the engine's device -> fused Bx3xHxW float [0,1].

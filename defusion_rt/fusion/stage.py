@@ -24,6 +24,7 @@ from ..errors import UserError
 from ..model import create_model, variant_for_weights
 from ..tasks import check_task
 from .fuser import Fuser
+from .steady import Steady
 from .streamed import StreamedFuser
 
 Pair = tuple[Frame, Frame]
@@ -43,6 +44,9 @@ class FusionSettings:
     batch: int = 1              # pairs fused per call for recorded sources (live sources fuse one at a time)
     weights: str = ""           # empty: the weights shipped in the package
     colour: bool = False        # ir-vis: keep the visible image's colour
+    # video: each fused frame changes from the last only as far as the sources changed nearby (steady.py): no
+    # flicker where the scene holds still; false fuses every frame on its own
+    steady: bool = True
 
 
 @dataclass(slots=True)
@@ -65,9 +69,13 @@ class FusedFrame:
         return 1000 * abs(self.ts_a - self.ts_b)
 
 
-def fused_frame(item: tuple, image: np.ndarray, t_submit: float, done: float) -> FusedFrame:
-    """A fused result with its timing: `item` is ((frame A, frame B), aligned a, aligned b, registration s)."""
+def fused_frame(item: tuple, image: np.ndarray, t_submit: float, done: float,
+                steady: Steady | None = None) -> FusedFrame:
+    """A fused result with its timing: `item` is ((frame A, frame B), aligned a, aligned b, registration s);
+    `steady` is the stream's own, fed its frames in order."""
     (fa, fb), a, b, reg_s = item
+    if steady is not None:
+        image = steady(a, b, image)
     captured = max(fa.captured, fb.captured)
     return FusedFrame(image, a, b, fa.index, fb.index, fa.timestamp, fb.timestamp, captured,
                       wait_ms=1000 * max(0.0, t_submit - reg_s - captured), register_ms=1000 * reg_s,
@@ -123,6 +131,7 @@ class FusionStage:
         assert s.method in ("defusion", *CLASSICAL)
         self.s = s
         self.fuser = Fuser(engine or make_engine(s), s.task, colour=s.colour)
+        self.steady = Steady(self.fuser.grey) if s.steady else None
         self.error: BaseException | None = None
         self.worker: EngineThread | None = None  # started by the warm-up or start(): a failed set-up leaks none
         self.threads = torch.get_num_threads()  # the worker may change it (see _work); join() restores it
@@ -211,12 +220,11 @@ class FusionStage:
             raise UserError(f"a source stalled: no frame for {stall_s:.0f} s; check the camera or stream "
                             "(live sources reconnect automatically)") from None
 
-    @staticmethod
-    def _emit(finished, out: FrameQueue) -> None:
+    def _emit(self, finished, out: FrameQueue) -> None:
         for frames, (items, t_submit) in finished:
             done = time.monotonic()
             for item, img in zip(items, frames):
-                out.put(fused_frame(item, img, t_submit, done))
+                out.put(fused_frame(item, img, t_submit, done, self.steady))
 
     def join(self, timeout: float, warn: Callable[[str], None] = print) -> None:
         torch.set_num_threads(self.threads)

@@ -30,7 +30,9 @@ from ..engines import Engine
 from ..errors import UserError
 from ..fusion import FusionStage, StreamedFuser
 from ..fusion.stage import fused_frame
+from ..fusion.steady import Steady
 from ..register import RegisterStage
+from ..tasks import fuses_grey
 from ..render import RenderStage
 from .runner import FpsMeter, Summary, live_stats, stopped_by_signals, summarise
 from .settings import MultiSettings, PairSettings
@@ -41,7 +43,7 @@ JOIN_S = 10.0
 class PairRun:
     """One pair: capture and registration on its own feed thread into `ready`; fused frames back on `out`."""
 
-    def __init__(self, s: PairSettings, warn: Callable[[str], None]):
+    def __init__(self, s: PairSettings, warn: Callable[[str], None], steady: Steady | None = None):
         self.s, self.name, self.warn = s, s.name, warn
         self.stop = threading.Event()
         self.stack = ExitStack()
@@ -49,6 +51,7 @@ class PairRun:
         self.register = RegisterStage(s.register, warn)
         self.summary = Summary()
         self.meter = FpsMeter()
+        self.steady = steady  # this pair's own: it follows one stream in order
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
         self.done = False
@@ -168,7 +171,7 @@ class Muxer:
             now = time.monotonic()
             for (i, item), image in zip(call, frames):
                 try:
-                    self.pairs[i].out.put(fused_frame(item, image, t_submit, now))
+                    self.pairs[i].out.put(fused_frame(item, image, t_submit, now, self.pairs[i].steady))
                     self.fused += 1
                 except Closed:  # that pair was stopped (its window closed, its frame limit reached)
                     pass
@@ -201,7 +204,9 @@ class MultiPipeline:
     def run(self) -> MultiSummary:
         s, summary = self.s, MultiSummary()
         with ExitStack() as stack:
-            pairs = [PairRun(p, self._warn) for p in s.pairs]  # every output checked before any camera opens
+            # every output checked before any camera opens
+            grey = fuses_grey(s.fusion.task, s.fusion.colour)
+            pairs = [PairRun(p, self._warn, Steady(grey) if s.fusion.steady else None) for p in s.pairs]
             fusion = FusionStage(s.fusion, self.engine)
             summary.engine = fusion.engine.describe()
             start = time.monotonic()

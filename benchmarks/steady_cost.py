@@ -1,0 +1,91 @@
+"""What steadying the fused video (fusion/steady.py) costs: per-frame quality and time.
+
+On every clip pair, every `--every`-th frame is scored (Qabf, MI, VIF, as `evaluate` does) as the network fused
+it and as the steadied video shows it, and the flicker of both videos is measured alongside; then the stage is
+timed on 640x480 uint8 frames, as the pipeline runs it.
+
+    D=../shared/data/ir_vis_video/M3SVD
+    python benchmarks/steady_cost.py --a $D/ir --b $D/vis --json benchmarks/results/steady_cost_amd-epyc-2c.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from defusion_rt.bench.telemetry import machine
+from defusion_rt.capture import open_source
+from defusion_rt.evaluate import _methods, steadied, video_pairs
+from defusion_rt.fusion.steady import Steady
+from defusion_rt.metrics import score
+from defusion_rt.metrics.temporal import Flicker
+
+METRICS = ("Qabf", "MI", "VIF")
+
+
+def clip_scores(net, va: str, vb: str, frames: int, every: int) -> dict:
+    src_a, src_b = open_source(va), open_source(vb)
+    steady, flicker = Steady(net.grey), {k: Flicker() for k in ("per_frame", "steady")}
+    scores: dict[str, list] = {k: [] for k in flicker}
+    rgb = lambda fr: cv2.cvtColor(fr.image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255  # noqa: E731
+    try:
+        for i in range(frames):
+            fa, fb = src_a.read(), src_b.read()
+            if fa is None or fb is None:
+                break
+            a, b = rgb(fa), rgb(fb)
+            if b.shape != a.shape:
+                b = cv2.resize(b, a.shape[1::-1], interpolation=cv2.INTER_AREA)
+            fused = net(a, b)
+            outs = dict(per_frame=fused, steady=steadied(steady, a, b, fused))
+            for k, out in outs.items():
+                flicker[k].add(a, b, out)
+                if i % every == every - 1:
+                    s = score(a, b, np.clip(out, 0, 1), "ir-vis")
+                    scores[k].append([s[m] for m in METRICS])
+    finally:
+        src_a.close()
+        src_b.close()
+    return {k: dict(flicker=flicker[k].result()["flicker"],
+                    **dict(zip(METRICS, np.mean(scores[k], 0).tolist()))) for k in flicker}
+
+
+def time_stage(grey: bool, size=(640, 480), repeats: int = 100) -> float:
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (size[1], size[0], 3), np.uint8) for _ in range(4)]
+    steady, times = Steady(grey), []
+    steady(*frames[:3])
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        steady(frames[i % 2], frames[i % 2 + 1], frames[i % 2 + 2])
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--a", required=True, help="folder of IR clips")
+    p.add_argument("--b", required=True, help="folder of visible clips, same names")
+    p.add_argument("--frames", type=int, default=150)
+    p.add_argument("--every", type=int, default=25, help="score every N-th frame")
+    p.add_argument("--json")
+    args = p.parse_args()
+    net = _methods(["defusion_fast"], None, "cpu", "fp32", "ir-vis")["defusion_fast"]
+    clips = {name: clip_scores(net, va, vb, args.frames, args.every) for name, va, vb in video_pairs(args.a, args.b)}
+    mean = {k: {m: float(np.mean([c[k][m] for c in clips.values()])) for m in ("flicker", *METRICS)}
+            for k in ("per_frame", "steady")}
+    result = dict(machine=machine(), command=" ".join(["python", *sys.argv]), network="defusion_fast fp32",
+                  frames=args.frames, scored_every=args.every, clips=clips, mean=mean,
+                  steady_ms_640x480={k: round(time_stage(k == "grey"), 2) for k in ("grey", "colour")})
+    print(json.dumps(dict(mean=mean, steady_ms=result["steady_ms_640x480"]), indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
