@@ -15,12 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from defusion_rt.bench.telemetry import machine
-from defusion_rt.capture import open_source
-from defusion_rt.evaluate import _methods, steadied, video_pairs
+from defusion_rt.evaluate import _methods, clip_frames, steadied, video_pairs
 from defusion_rt.fusion.steady import Steady
 from defusion_rt.metrics import score
 from defusion_rt.metrics.temporal import Flicker
@@ -29,28 +27,15 @@ METRICS = ("Qabf", "MI", "VIF")
 
 
 def clip_scores(net, va: str, vb: str, frames: int, every: int) -> dict:
-    src_a, src_b = open_source(va), open_source(vb)
     steady, flicker = Steady(net.grey), {k: Flicker() for k in ("per_frame", "steady")}
     scores: dict[str, list] = {k: [] for k in flicker}
-    rgb = lambda fr: cv2.cvtColor(fr.image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255  # noqa: E731
-    try:
-        for i in range(frames):
-            fa, fb = src_a.read(), src_b.read()
-            if fa is None or fb is None:
-                break
-            a, b = rgb(fa), rgb(fb)
-            if b.shape != a.shape:
-                b = cv2.resize(b, a.shape[1::-1], interpolation=cv2.INTER_AREA)
-            fused = net(a, b)
-            outs = dict(per_frame=fused, steady=steadied(steady, a, b, fused))
-            for k, out in outs.items():
-                flicker[k].add(a, b, out)
-                if i % every == every - 1:
-                    s = score(a, b, np.clip(out, 0, 1), "ir-vis")
-                    scores[k].append([s[m] for m in METRICS])
-    finally:
-        src_a.close()
-        src_b.close()
+    for i, (a, b) in enumerate(clip_frames(va, vb, frames)):
+        fused = net(a, b)
+        for k, out in dict(per_frame=fused, steady=steadied(steady, a, b, fused)).items():
+            flicker[k].add(a, b, out)
+            if i % every == every - 1:
+                s = score(a, b, np.clip(out, 0, 1), "ir-vis")
+                scores[k].append([s[m] for m in METRICS])
     return {k: dict(flicker=flicker[k].result()["flicker"],
                     **dict(zip(METRICS, np.mean(scores[k], 0).tolist()))) for k in flicker}
 

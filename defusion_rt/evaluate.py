@@ -206,41 +206,47 @@ def run_video_evaluation(task: str, a: str, b: str, methods: list[str], weights:
                          steady: bool = True) -> Report:
     """Flicker (metrics/temporal.py) of each method's fused video over the first `frames` frames of every clip;
     `steady`: as the video pipeline makes it by default (fusion/steady.py), else every frame fused on its own."""
-    from .capture import open_source
     from .fusion.steady import Steady
     from .metrics.temporal import Flicker
     check_task(task)
     clips = video_pairs(a, b)
     fusers = _methods(methods, weights, device, precision, task)
     report = Report(task, list(fusers), VIDEO_METRICS, conventions=VIDEO_CONVENTIONS)
-    rgb = lambda fr: cv2.cvtColor(fr.image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255  # noqa: E731
     with Progress() as progress:
         bar = progress.add_task(f"evaluating {task} video", total=len(clips) * frames)
         for name, va, vb in clips:
-            src_a, src_b = open_source(va), open_source(vb)
             meters = {m: Flicker() for m in fusers}
             steadies = {m: Steady(f.grey) if steady else None for m, f in fusers.items()}
-            try:
-                for _ in range(frames):
-                    fa, fb = src_a.read(), src_b.read()
-                    if fa is None or fb is None:
-                        break
-                    x, y = rgb(fa), rgb(fb)
-                    if y.shape != x.shape:  # registered sets can differ by a pixel after cropping
-                        y = cv2.resize(y, x.shape[1::-1], interpolation=cv2.INTER_AREA)
-                    for m, f in fusers.items():
-                        out = f(x, y)
-                        meters[m].add(x, y, steadied(steadies[m], x, y, out) if steady else out)
-                    progress.advance(bar)
-            finally:
-                src_a.close()
-                src_b.close()
+            for x, y in clip_frames(va, vb, frames):
+                for m, f in fusers.items():
+                    out = f(x, y)
+                    meters[m].add(x, y, steadied(steadies[m], x, y, out) if steady else out)
+                progress.advance(bar)
             for m, meter in meters.items():
                 if meter.steps:
                     report.per_pair.setdefault(m, {})[name] = meter.result()
             if not next(iter(meters.values())).steps:
                 report.skipped.append(dict(pair=name, method="*", reason="fewer than two frames could be read"))
     return report
+
+
+def clip_frames(va: str, vb: str, frames: int):
+    """The first `frames` frame pairs of two clips as float RGB (0-1), until either ends."""
+    from .capture import open_source
+    src_a, src_b = open_source(va), open_source(vb)
+    rgb = lambda fr: cv2.cvtColor(fr.image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255  # noqa: E731
+    try:
+        for _ in range(frames):
+            fa, fb = src_a.read(), src_b.read()
+            if fa is None or fb is None:
+                return
+            x, y = rgb(fa), rgb(fb)
+            if y.shape != x.shape:  # registered sets can differ by a pixel after cropping
+                y = cv2.resize(y, x.shape[1::-1], interpolation=cv2.INTER_AREA)
+            yield x, y
+    finally:
+        src_a.close()
+        src_b.close()
 
 
 def steadied(steady, a: np.ndarray, b: np.ndarray, fused: np.ndarray) -> np.ndarray:
