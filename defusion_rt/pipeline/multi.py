@@ -32,8 +32,8 @@ from ..fusion import FusionStage, StreamedFuser
 from ..fusion.stage import fused_frame
 from ..fusion.steady import Steady
 from ..register import RegisterStage
-from ..tasks import fuses_grey
 from ..render import RenderStage
+from ..tasks import fuses_grey
 from .runner import FpsMeter, Summary, live_stats, stopped_by_signals, summarise
 from .settings import MultiSettings, PairSettings
 
