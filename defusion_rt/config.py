@@ -76,6 +76,8 @@ class AdaptSettings:
     """Fusion-loss adaptation (`train --adapt ir-vis`): unsupervised losses against the two sources, no ground truth."""
     intensity: float = 1.0           # weight of L1(F, max(A, B)): keep the brighter (hotter) source's intensity
     gradient: float = 1.0            # weight of L1(|grad F|, max(|grad A|, |grad B|)) on Sobel magnitudes
+    contrast: float = 0.0            # ir-vis: weight of L1(F, the sources mixed per pixel by local contrast), the
+                                     # detail a brighter but flat source hides under the max target
     zoom: list = field(default_factory=lambda: [0.8, 1.25])  # crop side in source pixels / train.crop (log-uniform)
     teacher: str = ""                # ir-vis: weights whose fused image is a third target (distillation), e.g.
                                      # the paper network's for the real-time variant

@@ -210,6 +210,20 @@ def test_adaptation_trains_on_pairs_and_logs_its_terms_and_validation(tmp_path):
         train(None, tiny(), tmp_path / "z", adapt=dict(task="multi-focus", a=[str(ir)], b=[str(vis)]))
 
 
+def test_the_contrast_target_takes_detail_from_under_a_brighter_flat_source(tmp_path):
+    from defusion_rt.train.adapt import contrast_mix
+    torch.manual_seed(0)
+    warm_flat = 0.6 + 0.01 * torch.randn(1, 1, 32, 32)  # an IR background: brighter, no structure
+    texture = 0.4 * torch.rand(1, 1, 32, 32)            # the visible camera's detail
+    mixed = contrast_mix(warm_flat, texture)
+    assert (mixed - texture).abs().mean() < 0.01 and (mixed - torch.maximum(warm_flat, texture)).abs().mean() > 0.3
+    ir, vis = _pairs(tmp_path)
+    s = tiny(iterations=2)
+    s.adapt.contrast = 0.5
+    out = train(None, s, tmp_path / "run", adapt=dict(task="ir-vis", a=[str(ir)], b=[str(vis)]))
+    assert all(float(r["contrast"]) > 0 for r in csv.DictReader((out / "log.csv").open()))
+
+
 def test_multi_focus_pairs_are_complementary_defocus_of_the_photograph(image_folder, monkeypatch):
     from defusion_rt.train.synthetic import SyntheticPairDataset, disk_blur
     ds = SyntheticPairDataset(str(image_folder), tiny(), "multi-focus")

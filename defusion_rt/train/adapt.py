@@ -97,6 +97,19 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
     return g.abs().sum(1, keepdim=True)
 
 
+def contrast_mix(a: torch.Tensor, b: torch.Tensor, size: int = 7, p: float = 4.0) -> torch.Tensor:
+    """Bx1xHxW sources mixed per pixel with weights local std ** p (MEF-SSIM's structure weights): where one source
+    is flat (a warm IR background) the other's detail wins, as in the Laplacian pyramid's choice."""
+    def std(x: torch.Tensor) -> torch.Tensor:
+        mean = F.avg_pool2d(x, size, 1, size // 2, count_include_pad=False)
+        sq = F.avg_pool2d(x * x, size, 1, size // 2, count_include_pad=False)
+        return (sq - mean * mean).clamp_min(0).add(1e-6).sqrt()
+    with torch.autocast(a.device.type, enabled=False):  # std ** 4 underflows in bf16
+        a, b = a.float(), b.float()
+        wa, wb = std(a) ** p, std(b) ** p
+        return (wa * a + wb * b) / (wa + wb)
+
+
 class FusionObjective:
     """Intensity + gradient fusion losses on the fused head; the other heads are left to drift."""
 
@@ -112,7 +125,9 @@ class FusionObjective:
             from ..model import create_model, variant_for_weights
             path = settings.adapt.teacher
             self.teacher = create_model(variant_for_weights(path), weights=path).eval().requires_grad_(False)
-        self.terms = ("intensity", "gradient") + (("distill",) if self.teacher else ())
+        self.w_contrast = settings.adapt.contrast
+        self.terms = ("intensity", "gradient") + (("contrast",) if self.w_contrast else ()) \
+            + (("distill",) if self.teacher else ())
 
     def rescale(self, total_iterations: int) -> None:
         """No loss milestones here; the learning-rate steps are the only schedule."""
@@ -127,6 +142,8 @@ class FusionObjective:
         grad_target = torch.maximum(sobel_magnitude(a), sobel_magnitude(b))
         gradient = (sobel_magnitude(f) - grad_target).abs().mean()
         terms = {"intensity": self.w_int * intensity, "gradient": self.w_grad * gradient}
+        if self.w_contrast:
+            terms["contrast"] = self.w_contrast * (f - contrast_mix(a, b)).abs().mean()
         if self.teacher is not None:
             terms["distill"] = self.w_distill * (f - self._teacher_fused(batch)).abs().mean()
         terms["total"] = sum(terms.values())
