@@ -98,3 +98,7 @@ def test_a_grey_output_stays_grey_and_is_bounded_by_the_sources_luma():
         assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
         meter.add(a[..., ::-1], b[..., ::-1], out)  # the metric reads RGB
     assert raw.result()["flicker"] > 1 and meter.result()["flicker"] < 0.2
+    grey_sources = Steady(grey=True)  # sources that arrive grey already take the same path
+    for t in range(2):
+        a, b = _scene(t, rng)
+        assert grey_sources(a[..., 0], b[..., 0], np.repeat(a[..., :1], 3, 2)).shape == (40, 60, 3)
