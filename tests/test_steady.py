@@ -48,12 +48,18 @@ def test_where_a_source_moves_the_output_follows_the_network():
     assert abs(int(out[15, 5 + 3 * 5 + 5, 0]) - 230) <= 4 and abs(int(out[15, 2, 0]) - 150) <= 4
 
 
-def test_an_output_left_far_behind_catches_up_a_level_a_frame():
-    steady = Steady(stale=8, leak=1)
+def test_an_output_left_far_behind_catches_up_a_level_a_frame_towards_what_the_network_keeps_saying():
+    steady = Steady(stale=8, leak=1, memory=8)
     a = b = np.full((8, 8, 3), 100, np.uint8)
     steady(a, b, a)
     outs = [int(steady(a, b, np.full_like(a, 130))[4, 4, 0]) for _ in range(40)]
-    assert outs[:3] == [101, 102, 103] and outs[-1] == 100 + 22  # stops once within 8 levels
+    # starts once the network's running mean is 8 levels away, stops within 8 of it
+    assert outs[:4] == [100, 100, 101, 102] and outs[-1] == 100 + 22
+    jumpy = Steady(stale=8, leak=1, memory=8)  # a network that jumps between two looks every frame
+    jumpy(a, b, a)
+    outs = [int(jumpy(a, b, np.full_like(a, 130 if t % 2 else 100))[4, 4, 0]) for t in range(60)]
+    assert max(abs(x - y) for x, y in zip(outs, outs[1:])) <= 1  # never back and forth with the network
+    assert outs[-1] == outs[-20] and abs(outs[-1] - 115) <= 8  # settles within 8 of the looks' mean
 
 
 class JitterEngine(SlowEngine):

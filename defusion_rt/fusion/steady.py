@@ -9,10 +9,11 @@ frame is limited to the previous output plus a change inside the range the two s
     lo / hi = min / max of (a_t - a_t-1, b_t - b_t-1) over a (2r+1)^2 neighbourhood, per channel,
 
 so any fixed per-pixel mix of the sources passes unchanged, and wherever a source moves the output follows the
-network. Where the output has fallen more than `stale` levels behind the network (a scene that changed while this
-pixel's sources did not, or the first frames' look), it catches up `leak` levels a frame; smaller differences,
-the noise, never leak, since every leaked level is flicker. Measured on the M3SVD clips: benchmarks/evaluation/
-video_flicker_m3svd.md.
+network. Where the output has fallen more than `stale` levels behind the network's running mean over about
+`memory` frames (a scene that changed while this pixel's sources did not, or the first frames' look), it catches
+up `leak` levels a frame towards it. The mean, not the latest frame, decides: a network that jumps between two
+looks frame by frame (noise choosing a source) would otherwise leak back and forth, and every leaked level is
+flicker. Measured on the M3SVD clips: benchmarks/evaluation/video_flicker_m3svd.md.
 """
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ class Steady:
     the grey level the network saw and the metric reads; else each colour channel is bounded by its own. 1.0 ms a
     640x480 grey frame, 2.7 ms a colour one, on a 2-core AVX-512-BF16 EPYC (benchmarks/steady_cost.py)."""
 
-    def __init__(self, grey: bool = False, radius: int = 1, stale: int = 16, leak: int = 1):
+    def __init__(self, grey: bool = False, radius: int = 1, stale: int = 16, leak: int = 1, memory: int = 8):
         self.grey = grey
         self.kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-        self.stale, self.leak = stale, leak  # levels on 0-255
+        self.stale, self.leak, self.memory = stale, leak, memory  # levels on 0-255; frames
         self.prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.mean: np.ndarray | None = None  # the network's running mean, float32
 
     def __call__(self, a: np.ndarray, b: np.ndarray, fused: np.ndarray) -> np.ndarray:
         if self.grey:
@@ -40,15 +42,18 @@ class Steady:
 
     def _step(self, a: np.ndarray, b: np.ndarray, fused: np.ndarray) -> np.ndarray:
         if self.prev is None or self.prev[0].shape != a.shape:  # the first frame, or a new size
-            self.prev = (a, b, fused)
+            self.prev, self.mean = (a, b, fused), fused.astype(np.float32)
             return fused
         pa, pb, out = self.prev
         # Differences in int16 through OpenCV: exact, and twice as fast as numpy in float32.
         da, db = cv2.subtract(a, pa, dtype=cv2.CV_16S), cv2.subtract(b, pb, dtype=cv2.CV_16S)
         hi, lo = cv2.dilate(cv2.max(da, db), self.kernel), cv2.erode(cv2.min(da, db), self.kernel)
-        if self.leak:  # `leak` where the output is more than `stale` behind, else 0
-            far = cv2.threshold(cv2.absdiff(fused, out), self.stale, self.leak, cv2.THRESH_BINARY)[1]
-            hi, lo = cv2.add(hi, far, dtype=cv2.CV_16S), cv2.subtract(lo, far, dtype=cv2.CV_16S)
+        if self.leak:  # `leak` more room towards the mean where the output is more than `stale` from it, else 0
+            cv2.accumulateWeighted(fused, self.mean, 1 / self.memory)
+            mean = cv2.convertScaleAbs(self.mean)  # uint8; the subtractions below saturate at 0: one direction each
+            up = cv2.threshold(cv2.subtract(mean, out), self.stale, self.leak, cv2.THRESH_BINARY)[1]
+            down = cv2.threshold(cv2.subtract(out, mean), self.stale, self.leak, cv2.THRESH_BINARY)[1]
+            hi, lo = cv2.add(hi, up, dtype=cv2.CV_16S), cv2.subtract(lo, down, dtype=cv2.CV_16S)
         behind = cv2.subtract(fused, out, dtype=cv2.CV_16S)
         out = cv2.add(out, cv2.min(cv2.max(behind, lo), hi), dtype=cv2.CV_8U)  # saturates to 0-255
         self.prev = (a, b, out)
