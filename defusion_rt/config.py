@@ -23,6 +23,7 @@ class ModelSettings:
     width: float = 1.0      # width multiplier; overrides the variant's when not 1.0
     decision_map: bool = False  # defusion_fast: the fused head predicts w, fused = w A + (1 - w) B (multi-focus)
     difference: bool = False    # defusion_fast: the affine fused head adds d (A - B), d from e_ua - e_ub
+    detail: bool = False        # defusion_fast: the affine fused head adds each source's fine detail, weighted
 
 
 @dataclass
@@ -78,12 +79,20 @@ class AdaptSettings:
     gradient: float = 1.0            # weight of L1(|grad F|, max(|grad A|, |grad B|)) on Sobel magnitudes
     contrast: float = 0.0            # ir-vis: weight of L1(F, the sources mixed per pixel by local contrast), the
                                      # detail a brighter but flat source hides under the max target
+    contrast_floor: float = 0.0      # ir-vis: added to each local std (0-1 scale) before the contrast weights: where
+                                     # both sources are flat (std below it, sensor noise) they mix evenly instead of
+                                     # the noise choosing a source, a choice that flickers from frame to frame
+    stability: float = 0.0           # ir-vis: weight of the flicker of F between each pair and a re-noised copy of it
+                                     # (metrics/temporal.py as a loss): F may change only as far as the sources did
     zoom: list = field(default_factory=lambda: [0.8, 1.25])  # crop side in source pixels / train.crop (log-uniform)
     teacher: str = ""                # ir-vis: weights whose fused image is a third target (distillation), e.g.
                                      # the paper network's for the real-time variant
     distill: float = 1.0             # weight of L1(F, teacher's F) when a teacher is given
     l1: float = 1.0                  # multi-focus/multi-exposure: weight of L1(F, the photograph)
     mef_ssim: float = 0.0            # multi-exposure: weight of 1 - MEF-SSIM(A, B; F), the metric as an objective
+    hdr: float = 0.0                 # multi-exposure: stops the scene's light varies by across a synthetic pair
+                                     # (0: the photograph's own range), plus sensor noise (train/synthetic.py)
+    stops: list = field(default_factory=lambda: [1.0, 3.0])  # multi-exposure: each shot this many stops off
 
 
 @dataclass
@@ -149,6 +158,15 @@ def build(cls: type, data: dict | None, prefix: str = "") -> Any:
         else:
             kwargs[key] = _check_value(prefix + key, value, typ)
     return cls(**kwargs)
+
+
+def number_range(key: str, value) -> tuple[float, float]:
+    """A [low, high] setting (adapt.zoom, adapt.stops) as two numbers, low <= high, or one line naming the fix."""
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and value[0] <= value[1]
+    if not ok:
+        raise UserError(f"config key '{key}' must be two numbers [low, high] with low <= high, got {value!r}")
+    return float(value[0]), float(value[1])
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:

@@ -271,6 +271,21 @@ def test_exposure_pairs_keep_highlights_in_one_source_and_shadows_in_the_other()
     assert np.allclose(under * 255, np.round(under * 255))  # 8-bit levels
 
 
+def test_hdr_exposure_pairs_light_the_scene_unevenly_so_neither_shot_holds_it_all(image_folder):
+    from defusion_rt.train.synthetic import SyntheticPairDataset, exposure_pair
+    grey = np.full((64, 64, 3), 0.5, np.float32)
+    plain = exposure_pair(grey, np.random.default_rng(0))
+    assert all(np.ptp(x) == 0 for x in plain)  # the photograph's own light: an even grey stays even
+    under, over = exposure_pair(grey, np.random.default_rng(0), hdr=8.0, stops=(2.0, 2.0))
+    assert np.ptp(under) > 0.3  # the light field: an even grey is now lit unevenly
+    assert (over >= 1).mean() > 0.05 and (under < 0.1).mean() > 0.05  # highlights clipped, shadows crushed
+    assert np.allclose(under * 255, np.round(under * 255))  # 8-bit levels, noise included
+    s = tiny()
+    s.adapt.stops = [3, 1]
+    with pytest.raises(UserError, match="'adapt.stops' must be two numbers"):
+        SyntheticPairDataset(str(image_folder), s, "multi-exposure")
+
+
 def test_adaptation_can_distill_another_networks_fused_image(tmp_path, tiny_model):
     from defusion_rt.model import export_weights
     ir, vis = _pairs(tmp_path)
@@ -305,10 +320,10 @@ def test_a_decision_map_head_trains_from_affine_weights_and_its_file_rebuilds_it
     blob = torch.load(out / "model.pt", weights_only=True)
     blob["arch"]["difference"] = True  # a hand-edited file: both heads
     torch.save(blob, tmp_path / "both.pt")
-    with pytest.raises(UserError, match="record both"):
+    with pytest.raises(UserError, match="record a decision map with"):
         create_model("defusion_fast", weights=tmp_path / "both.pt")
     s.model.decision_map = s.model.difference = True
-    with pytest.raises(UserError, match="exclude each other"):
+    with pytest.raises(UserError, match="excludes model.difference"):
         train([str(image_folder)], s, tmp_path / "run3", init=init, adapt=dict(task="multi-focus"))
     s.model.name, s.model.difference = "defusion", False
     with pytest.raises(UserError, match="defusion_fast options"):
@@ -335,6 +350,49 @@ def test_a_difference_term_starts_as_the_affine_head_it_extends_and_trains(image
     assert model.head_difference.c2.weight.abs().sum() > 0  # d left zero
 
 
+def test_a_detail_term_starts_at_zero_adds_fine_detail_only_and_trains(image_folder, tmp_path):
+    """model.detail: ka h(a) + kb h(b) joins the affine head at zero (the --init network's own image), h keeps only
+    what is finer than 4x4 blocks (a smooth ramp adds nothing), and training moves ka, kb."""
+    from defusion_rt.model import create_model, export_weights
+    from defusion_rt.model.fast import DeFusionFast, FastConfig, _fine
+    torch.manual_seed(0)
+    init = export_weights(DeFusionFast(FastConfig(width=0.25, difference=True)).eval(), tmp_path / "affine.pt")
+    start = create_model("defusion_fast", weights=init).with_fused_head(False, True, detail=True).eval()
+    assert start.cfg.difference and start.head_difference is not None  # the term it had is kept
+    a, b = torch.rand(1, 3, 40, 56), torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(start.fused(a, b), create_model("defusion_fast", weights=init).fused(a, b))
+    ramp = torch.linspace(0, 1, 56).expand(1, 3, 40, 56)  # smooth shading: the coefficient maps' job, not detail
+    assert _fine(ramp)[..., 4:-4].abs().max() < 1e-5 and _fine(a).abs().mean() > 0.1
+    s = tiny(iterations=2)
+    s.model.name, s.model.detail = "defusion_fast", True
+    out = train([str(image_folder)], s, tmp_path / "run", init=init, adapt=dict(task="multi-exposure"))
+    model = create_model("defusion_fast", weights=out / "model.pt")
+    assert model.cfg.detail and model.cfg.difference and model.head_detail.weight.abs().sum() > 0
+
+
+def test_stability_scores_a_noise_following_fusion_and_not_a_fixed_mix(tmp_path):
+    """The flicker loss between a pair and its next frame (next_frame: noise and gain only) is 0 for a fixed mix
+    and for the maximum, and positive for a fusion whose choice of source follows the noise."""
+    from defusion_rt.train.adapt import flicker_loss, next_frame
+    rng = np.random.default_rng(0)
+    a0, b0 = np.full((32, 32), 0.7, np.float32), np.full((32, 32), 0.2, np.float32)  # flat: noise decides
+    a1, b1 = next_frame(a0, rng), next_frame(b0, rng)
+    assert 0 < np.abs(a1 - a0).max() < 0.1
+    t = lambda x: torch.from_numpy(np.asarray(x, np.float32))[None, None]  # noqa: E731
+    a, b = (t(a0), t(a1)), (t(b0), t(b1))
+    mix = tuple(0.3 * x + 0.7 * y for x, y in zip(a, b))
+    assert flicker_loss(a, b, mix) < 1e-7 and flicker_loss(a, b, tuple(map(torch.maximum, a, b))) < 1e-7
+    noise_a = rng.random((32, 32)) < 0.5  # a choice that flips with noise: a in some pixels, then in others
+    chosen = (t(np.where(noise_a, a0, b0)), t(np.where(~noise_a, a1, b1)))
+    assert flicker_loss(a, b, chosen) > 0.1
+    ir, vis = _pairs(tmp_path)
+    s = tiny(iterations=2)
+    s.adapt.stability, s.adapt.contrast, s.adapt.contrast_floor = 10.0, 0.5, 0.02
+    out = train(None, s, tmp_path / "run", adapt=dict(task="ir-vis", a=[str(ir)], b=[str(vis)]))
+    assert all(float(r["stability"]) >= 0 for r in csv.DictReader((out / "log.csv").open()))
+
+
 def test_the_mef_ssim_objective_is_the_metric_evaluate_reports():
     import cv2
     from defusion_rt.metrics import mef_ssim as metric
@@ -348,3 +406,12 @@ def test_the_mef_ssim_objective_is_the_metric_evaluate_reports():
     f = t(0.5 * a + 0.5 * b).requires_grad_()
     (1 - mef_ssim(t(a), t(b), f)).sum().backward()
     assert torch.isfinite(f.grad).all() and f.grad.abs().sum() > 0  # it trains
+    # float32 inputs (a training batch) score as the metric does: a clipped sky over a near-flat bright shot, where
+    # float32 local variances were off by 4e-5 here and by up to 0.8 on training batches
+    sky = np.full((48, 48), 255.0)
+    sky[:, :8] = rng.integers(100, 255, (48, 8))
+    shot = 220.0 + rng.integers(0, 2, (48, 48))
+    f = 0.5 * sky + 0.5 * shot + rng.normal(0, 2, sky.shape)
+    t32 = lambda x: torch.tensor(x, dtype=torch.float32)[None, None]  # noqa: E731
+    value = mef_ssim(t32(sky), t32(shot), t32(f))
+    assert value.dtype == torch.float32 and abs(value.item() - metric([sky, shot], f)) < 2e-6

@@ -35,9 +35,23 @@ class FastConfig:
     # The affine fused head gains a term d (a - b), d read from that same difference: a per-pixel choice between
     # the sources, which the near swap-invariant fused embedding cannot express (multi-exposure, IR-visible).
     difference: bool = False
+    # The affine fused head gains a detail term ka h(a) + kb h(b), h(x) = x - (x averaged over 4x4 blocks and
+    # upsampled), ka and kb read from the fused embedding: how much of each source's fine detail to add back on top of
+    # the mix. A mix of smooth weights keeps a weighted mean of the sources' local contrast, where MEF-SSIM asks for
+    # the larger one (multi-exposure).
+    detail: bool = False
 
     def ch(self, planes: int) -> int:
         return max(4, int(round(planes * self.width / 4)) * 4)
+
+
+def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _fine(x: torch.Tensor) -> torch.Tensor:
+    """x less its 4x4 block means upsampled: the detail finer than the quarter-resolution coefficient maps."""
+    return x - _up(F.avg_pool2d(x, 4, ceil_mode=True), x)
 
 
 def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -68,13 +82,9 @@ class FastDecoder(nn.Module):
         self.d2 = conv(planes[0] + in_chs[1], planes[1])
         self.d3 = conv(planes[1] + in_chs[2], planes[2])
 
-    @staticmethod
-    def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
-
     def forward(self, deep: list[torch.Tensor], mid: list[torch.Tensor], shallow: list[torch.Tensor]) -> torch.Tensor:
-        x = self._up(self.d1(torch.cat(deep, 1)), mid[0])
-        x = self._up(self.d2(torch.cat([x, *mid], 1)), shallow[0])
+        x = _up(self.d1(torch.cat(deep, 1)), mid[0])
+        x = _up(self.d2(torch.cat([x, *mid], 1)), shallow[0])
         return self.d3(torch.cat([x, *shallow], 1))
 
 
@@ -112,9 +122,13 @@ class DeFusionFast(nn.Module):
         self.head_common, self.head_unique = (nn.Conv2d(16, COEFFS, 3, padding=1) for _ in range(2))
         self.head_fused = DifferenceHead() if cfg.decision_map else nn.Conv2d(16, COEFFS, 3, padding=1)
         self.head_difference = DifferenceHead() if cfg.difference else None
+        self.head_detail = nn.Conv2d(16, 2, 3, padding=1) if cfg.detail else None
         init_he_fan_out(self)
         if self.head_difference is not None:
             nn.init.zeros_(self.head_difference.c2.weight)  # d = 0: starts as the affine head it extends
+        if self.head_detail is not None:  # ka = kb = 0: likewise
+            nn.init.zeros_(self.head_detail.weight)
+            nn.init.zeros_(self.head_detail.bias)
         for h in (self.head_common, self.head_unique, self.head_fused):
             if isinstance(h, DifferenceHead):
                 continue  # odd by construction, no bias to set
@@ -140,18 +154,21 @@ class DeFusionFast(nn.Module):
         # Coefficient 0 weighs the first argument: the unique head's own source (its two calls swap a and b).
         # Split before upsampling (bilinear is per channel, so the result is the same): slicing the
         # full-resolution maps instead makes OpenVINO copy each of them.
-        def up(k: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(k, size=a.shape[-2:], mode="bilinear", align_corners=False)
         wa, wb, offset = coeffs.split((1, 1, 3), 1)
         if d is not None:
             wa, wb = wa + d, wb - d
-        return up(wa) * a + up(wb) * b + up(offset)
+        return _up(wa, a) * a + _up(wb, a) * b + _up(offset, a)
 
     def _fuse(self, e_c: torch.Tensor, e_ua: torch.Tensor, e_ub: torch.Tensor, a: torch.Tensor,
               b: torch.Tensor) -> torch.Tensor:
         if not self.cfg.decision_map:
+            e_f = e_c + e_ua + e_ub
             d = None if self.head_difference is None else self.head_difference(e_ua, e_ub)
-            return self._mix(self.head_fused(e_c + e_ua + e_ub), a, b, d)
+            fused = self._mix(self.head_fused(e_f), a, b, d)
+            if self.head_detail is None:
+                return fused
+            ka, kb = (_up(k, a) for k in self.head_detail(e_f).split(1, 1))
+            return fused + ka * _fine(a) + kb * _fine(b)
         # Logits upsampled, then the sigmoid: boundaries as sharp as the quarter-resolution map allows.
         logits = F.interpolate(self.head_fused(e_ua, e_ub), size=a.shape[-2:], mode="bilinear", align_corners=False)
         return b + torch.sigmoid(logits) * (a - b)
@@ -166,11 +183,12 @@ class DeFusionFast(nn.Module):
     def fused(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return F.relu(self._fuse(*self.embed(a, b), a, b))
 
-    def with_fused_head(self, decision_map: bool, difference: bool) -> "DeFusionFast":
+    def with_fused_head(self, decision_map: bool, difference: bool, detail: bool = False) -> "DeFusionFast":
         """The same network with a new fused head (training from affine weights): a fresh decision map, or the
-        affine head kept and a difference term added at zero."""
-        new = DeFusionFast(FastConfig(self.cfg.width, decision_map=decision_map, difference=difference))
-        fresh = ("head_fused.", "head_difference.") if decision_map else ("head_difference.",)
+        affine head kept and a difference and/or detail term added at zero (terms it already has are kept)."""
+        new = DeFusionFast(FastConfig(self.cfg.width, decision_map=decision_map, difference=difference, detail=detail))
+        fresh = ("head_fused.", "head_difference.", "head_detail.") if decision_map else \
+            tuple(f"head_{k}." for k in ("difference", "detail") if not getattr(self.cfg, k))
         kept = {k: v for k, v in self.state_dict().items() if not k.startswith(fresh)}
         new.load_state_dict(kept, strict=False)
         new.variant = getattr(self, "variant", "defusion_fast")

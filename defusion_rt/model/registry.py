@@ -32,6 +32,7 @@ VARIANTS: dict[str, dict] = {
 
 # Architecture families: a variant names one (default "defusion"); weight files record theirs.
 ARCHS = {"defusion": (DeFusion, DeFusionConfig), "fast": (DeFusionFast, FastConfig)}
+HEADS = ("decision_map", "difference", "detail")  # the fast variant's fused-head options, saved with its weights
 
 TRAIN_HINT = ("give a weight file written by `defusion-rt train --out RUN_DIR` (RUN_DIR/model.pt) or one shipped in "
               "defusion_rt/model/weights/")
@@ -137,10 +138,9 @@ def create_model(name: str = "defusion", weights: str | Path | None = None, widt
             raise UserError(f"weights {weights} are for the '{theirs}' architecture, not model '{name}'; "
                             f"pass --model {fits[0] if fits else '(none registered)'}")
     net, config = ARCHS[family]
-    heads = ("decision_map", "difference")  # the fast variant's fused-head options, saved with its weights
-    extra = {k: True for k in heads if blob is not None and blob.get("arch", {}).get(k)}
-    if len(extra) > 1:
-        raise UserError(f"weights {weights} record both a decision map and a difference term, which `defusion-rt "
+    extra = {k: True for k in HEADS if blob is not None and blob.get("arch", {}).get(k)}
+    if "decision_map" in extra and len(extra) > 1:
+        raise UserError(f"weights {weights} record a decision map with an affine head's term, which `defusion-rt "
                         "train` never writes; give a weight file written by it or one shipped in "
                         "defusion_rt/model/weights/")
     model = net(config(width=width or VARIANTS[name]["width"], **extra))
@@ -178,6 +178,6 @@ def export_weights(model: nn.Module, path: str | Path, meta: dict | None = None)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
     arch = {"family": family_of(model), "width": model.cfg.width}
-    arch.update({k: True for k in ("decision_map", "difference") if getattr(model.cfg, k, False)})
+    arch.update({k: True for k in HEADS if getattr(model.cfg, k, False)})
     torch.save({"format": "defusion-rt-weights/1", "arch": arch, "state_dict": state, "meta": meta or {}}, path)
     return path

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..config import Settings
+from ..config import Settings, number_range
 from ..errors import UserError
 from ..fusion import pair_folders
 from ..imageio import try_read
@@ -44,6 +44,7 @@ class PairDataset(Dataset):
     def __init__(self, dirs_a: list[str], dirs_b: list[str], settings: Settings):
         self.pairs = _pairs(dirs_a, dirs_b)
         self.s = settings
+        self.zoom = number_range("adapt.zoom", settings.adapt.zoom)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -61,7 +62,7 @@ class PairDataset(Dataset):
     def _crop(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One random square of crop x zoom source pixels, resized to crop: near the sources' own scale, since
         inference runs at full resolution (shrunk crops teach the network finer texture than it will see)."""
-        size, (lo, hi) = self.s.train.crop, self.s.adapt.zoom
+        size, (lo, hi) = self.s.train.crop, self.zoom
         h, w = a.shape
         side = int(round(size * math.exp(rng.uniform(math.log(lo), math.log(hi)))))
         side = max(8, min(side, h, w))
@@ -86,7 +87,19 @@ class PairDataset(Dataset):
             images = self._read(i)
         a, b = self._crop(*images, rng)
         to_t = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None]  # noqa: E731
-        return dict(a=to_t(a), b=to_t(b), skipped=skipped)
+        sample = dict(a=to_t(a), b=to_t(b), skipped=skipped)
+        if self.s.adapt.stability:
+            sample |= dict(a2=to_t(next_frame(a, rng)), b2=to_t(next_frame(b, rng)))
+        return sample
+
+
+def next_frame(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same view a frame later from a still camera: fresh sensor noise (sigma up to 3 levels), a gain that
+    drifts up to 3% (a thermal camera's AGC), 8-bit again. Nothing moves, so a fused image may change only within
+    what these changes span."""
+    gain, sigma = rng.uniform(0.97, 1.03), rng.uniform(0.0, 3.0) / 255
+    noisy = x * gain + rng.normal(0.0, sigma, x.shape)
+    return (np.clip(noisy, 0, 1) * 255).round().astype(np.float32) / 255
 
 
 def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
@@ -97,17 +110,28 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
     return g.abs().sum(1, keepdim=True)
 
 
-def contrast_mix(a: torch.Tensor, b: torch.Tensor, size: int = 7, p: float = 4.0) -> torch.Tensor:
-    """Bx1xHxW sources mixed per pixel with weights local std ** p (MEF-SSIM's structure weights): where one source
-    is flat (a warm IR background) the other's detail wins, as in the Laplacian pyramid's choice."""
+def contrast_mix(a: torch.Tensor, b: torch.Tensor, size: int = 7, p: float = 4.0, floor: float = 0.0) -> torch.Tensor:
+    """Bx1xHxW sources mixed per pixel with weights (local std + floor) ** p (MEF-SSIM's structure weights): where
+    one source is flat (a warm IR background) the other's detail wins, as in the Laplacian pyramid's choice; where
+    both are flatter than the floor, they mix evenly."""
     def std(x: torch.Tensor) -> torch.Tensor:
         mean = F.avg_pool2d(x, size, 1, size // 2, count_include_pad=False)
         sq = F.avg_pool2d(x * x, size, 1, size // 2, count_include_pad=False)
         return (sq - mean * mean).clamp_min(0).add(1e-6).sqrt()
     with torch.autocast(a.device.type, enabled=False):  # std ** 4 underflows in bf16
         a, b = a.float(), b.float()
-        wa, wb = std(a) ** p, std(b) ** p
+        wa, wb = (std(a) + floor) ** p, (std(b) + floor) ** p
         return (wa * a + wb * b) / (wa + wb)
+
+
+def flicker_loss(a: tuple, b: tuple, f: tuple, radius: int = 2) -> torch.Tensor:
+    """metrics/temporal.py's flicker between two frames (each argument a (then, now) pair, Bx1xHxW on 0-1): the
+    change of F beyond the range the sources' changes span within radius, as a mean."""
+    da, db, df = a[1] - a[0], b[1] - b[0], f[1] - f[0]
+    k = 2 * radius + 1
+    hi = F.max_pool2d(torch.maximum(da, db), k, 1, radius)
+    lo = -F.max_pool2d(-torch.minimum(da, db), k, 1, radius)
+    return (F.relu(df - hi) + F.relu(lo - df)).mean()
 
 
 class FusionObjective:
@@ -125,25 +149,36 @@ class FusionObjective:
             from ..model import create_model, variant_for_weights
             path = settings.adapt.teacher
             self.teacher = create_model(variant_for_weights(path), weights=path).eval().requires_grad_(False)
-        self.w_contrast = settings.adapt.contrast
+        self.w_contrast, self.floor = settings.adapt.contrast, settings.adapt.contrast_floor
+        self.w_stable = settings.adapt.stability
         self.terms = ("intensity", "gradient") + (("contrast",) if self.w_contrast else ()) \
-            + (("distill",) if self.teacher else ())
+            + (("distill",) if self.teacher else ()) + (("stability",) if self.w_stable else ())
 
     def rescale(self, total_iterations: int) -> None:
         """No loss milestones here; the learning-rate steps are the only schedule."""
 
+    @staticmethod
+    def _sources(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grey sources; with stability on, each pair is followed in the batch by its next frame (next_frame)."""
+        if "a2" not in batch:
+            return batch["a"], batch["b"]
+        return torch.cat([batch["a"], batch["a2"]]), torch.cat([batch["b"], batch["b2"]])
+
     def inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        return batch["a"].expand(-1, 3, -1, -1), batch["b"].expand(-1, 3, -1, -1)  # the ir-vis convention
+        a, b = self._sources(batch)
+        return a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)  # the ir-vis convention
 
     def loss(self, out: Decomposition, batch: dict, it: int) -> dict[str, torch.Tensor]:
         f = out.fused.mean(1, keepdim=True)  # the grey output of ir-vis inference
-        a, b = batch["a"], batch["b"]
+        a, b = self._sources(batch)
         intensity = (f - torch.maximum(a, b)).abs().mean()
         grad_target = torch.maximum(sobel_magnitude(a), sobel_magnitude(b))
         gradient = (sobel_magnitude(f) - grad_target).abs().mean()
         terms = {"intensity": self.w_int * intensity, "gradient": self.w_grad * gradient}
         if self.w_contrast:
-            terms["contrast"] = self.w_contrast * (f - contrast_mix(a, b)).abs().mean()
+            terms["contrast"] = self.w_contrast * (f - contrast_mix(a, b, floor=self.floor)).abs().mean()
+        if self.w_stable:
+            terms["stability"] = self.w_stable * flicker_loss(*(x.chunk(2) for x in (a, b, f)))
         if self.teacher is not None:
             terms["distill"] = self.w_distill * (f - self._teacher_fused(batch)).abs().mean()
         terms["total"] = sum(terms.values())

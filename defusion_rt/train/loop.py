@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from ..config import Settings, build
 from ..errors import UserError
 from ..model import create_model, export_weights
+from ..model.registry import HEADS
 from ..plot import line_plot
 from .adapt import FusionObjective
 from .synthetic import MAKERS, SyntheticPairObjective
@@ -126,15 +127,17 @@ def make_objective(data: list[str] | None, settings: Settings, adapt: dict | Non
 
 
 def _with_fused_head(model, ms):
-    """model.decision_map / model.difference on a network loaded without them: all else from the file."""
-    wanted = (ms.decision_map, ms.difference)
-    if not any(wanted) or wanted == tuple(getattr(model.cfg, k, False) for k in ("decision_map", "difference")):
+    """model.decision_map / difference / detail on a network loaded without them: the terms the file has are kept,
+    all else comes from the file."""
+    have = tuple(bool(getattr(model.cfg, k, False)) for k in HEADS)
+    wanted = tuple(w or h for w, h in zip((ms.decision_map, ms.difference, ms.detail), have))
+    if wanted == have:
         return model
     if not hasattr(model, "with_fused_head"):
-        raise UserError("model.decision_map and model.difference are defusion_fast options; set model.name: "
-                        "defusion_fast")
-    if all(wanted):
-        raise UserError("model.decision_map and model.difference exclude each other (the decision map has no "
+        raise UserError("model.decision_map, model.difference and model.detail are defusion_fast options; set "
+                        "model.name: defusion_fast")
+    if wanted[0] and any(wanted[1:]):
+        raise UserError("model.decision_map excludes model.difference and model.detail (the decision map has no "
                         "affine part to extend); set one of them")
     return model.with_fused_head(*wanted).train()
 

@@ -14,12 +14,14 @@ photographs, so it is not the training distribution, but it is the same kind of 
 """
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import Settings
+from ..config import Settings, number_range
 from ..errors import UserError
 from ..model import Decomposition
 from .adapt import sobel_magnitude
@@ -35,10 +37,15 @@ def disk_blur(img: np.ndarray, radius: float) -> np.ndarray:
     return cv2.filter2D(img, -1, k / k.sum(), borderType=cv2.BORDER_REFLECT)
 
 
+def smooth_field(size: int, rng: np.random.Generator) -> np.ndarray:
+    """size x size, values about 0-1, varying over 2-5 cells across (cubic interpolation of random values)."""
+    cells = int(rng.integers(2, 6))
+    return cv2.resize(rng.random((cells, cells)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+
+
 def focus_mask(size: int, rng: np.random.Generator) -> np.ndarray:
     """A random region with a soft edge (1 = source a in focus), about half of the image on average."""
-    cells = int(rng.integers(2, 6))
-    field = cv2.resize(rng.random((cells, cells)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    field = smooth_field(size, rng)
     mask = (field > np.quantile(field, rng.uniform(0.25, 0.75))).astype(np.float32)
     return cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.5, 3.0))[..., None]
 
@@ -49,14 +56,24 @@ def defocus_pair(sharp: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     return mask * sharp + (1 - mask) * blur_a, (1 - mask) * sharp + mask * blur_b
 
 
-def exposure_pair(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def exposure_pair(img: np.ndarray, rng: np.random.Generator, hdr: float = 0.0,
+                  stops: tuple[float, float] = (1.0, 3.0)) -> tuple[np.ndarray, np.ndarray]:
+    """hdr > 0: the scene's light first varies over the image by up to hdr stops (a smooth random field: sky and
+    shade, a lamp), so that, as in a real bracketed scene, neither shot holds every region; each shot then gets
+    sensor noise. hdr = 0: the photograph's own (8-bit) range, as the shipped weights were trained."""
     linear = np.power(img, 2.2)
+    noise = 0.0
+    if hdr:
+        linear = linear * 2.0 ** (hdr * (smooth_field(img.shape[0], rng) - 0.5))[..., None]
+        noise = rng.uniform(0.0, 2.0) / 255
 
     def shot(stops: float) -> np.ndarray:
         out = np.power(np.clip(linear * 2.0 ** stops, 0, 1), 1 / 2.2)
-        return np.round(out * 255) / 255  # a camera's 8 bits: shadows of the dark shot lose their levels
+        if noise:
+            out = out + rng.normal(0.0, noise, out.shape)
+        return np.round(np.clip(out, 0, 1) * 255) / 255  # a camera's 8 bits: shadows of the dark shot lose levels
 
-    return shot(-rng.uniform(1, 3)), shot(rng.uniform(1, 3))
+    return shot(-rng.uniform(*stops)), shot(rng.uniform(*stops))
 
 
 MAKERS = {"multi-focus": defocus_pair, "multi-exposure": exposure_pair}
@@ -68,6 +85,9 @@ class SyntheticPairDataset(CUDDataset):
     def __init__(self, roots, settings: Settings, task: str):
         super().__init__(roots, settings)
         self.make = MAKERS[task]
+        if task == "multi-exposure":
+            ad = settings.adapt
+            self.make = partial(exposure_pair, hdr=ad.hdr, stops=number_range("adapt.stops", ad.stops))
 
     def __getitem__(self, g: int) -> dict:
         rng = np.random.default_rng([self.s.train.seed, 13, g])
@@ -86,7 +106,13 @@ def _gauss(x: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 def mef_ssim(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, p: float = 4.0) -> torch.Tensor:
     """Differentiable single-scale MEF-SSIM (Ma, Zeng, Wang 2015) of grey Bx1xHxW images on 0-255, per image:
-    the metric `evaluate` reports (metrics/noref.py), as DeepFuse and MEF-Net train with it."""
+    the metric `evaluate` reports (metrics/noref.py), as DeepFuse and MEF-Net train with it.
+
+    In float64, as the metric: local variances are differences of squares near 255^2, and in float32 their rounding
+    (about 0.01) swamps the variance of a flat or clipped window; training batches then scored up to 1.8, and their
+    gradients were noise (benchmarks/training/fast/multi_exposure_detail)."""
+    out_dtype = f.dtype
+    a, b, f = a.double(), b.double(), f.double()
     c2 = (0.03 * 255) ** 2
     src = (a, b)
     mu = [_gauss(x) for x in src]
@@ -104,7 +130,7 @@ def mef_ssim(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, p: float = 4.0) 
     cov_f = [_gauss(x * f) - m * muf for x, m in zip(src, mu)]
     cov_hat_f = c_hat * sum(o * cf / s for o, cf, s in zip(omega, cov_f, sd)) / norm
     var_f = (_gauss(f * f) - muf * muf).clamp_min(0)
-    return ((2 * cov_hat_f + c2) / (c_hat ** 2 + var_f + c2)).mean((1, 2, 3))
+    return ((2 * cov_hat_f + c2) / (c_hat ** 2 + var_f + c2)).mean((1, 2, 3)).to(out_dtype)
 
 
 class SyntheticPairObjective:
