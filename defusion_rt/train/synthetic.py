@@ -109,8 +109,8 @@ def mef_ssim(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, p: float = 4.0) 
     the metric `evaluate` reports (metrics/noref.py), as DeepFuse and MEF-Net train with it.
 
     In float64, as the metric: local variances are differences of squares near 255^2, and in float32 their rounding
-    (about 0.01) swamps the variance of a flat or clipped window; training batches then scored up to 1.8, and their
-    gradients were noise (benchmarks/training/fast/multi_exposure_detail)."""
+    (about 0.01) swamps the variance of a flat or clipped window; training batches then scored up to 1.8 (the
+    mef_ssim column below 0 in benchmarks/training/fast/multi_exposure*/log.csv), and their gradients were noise."""
     out_dtype = f.dtype
     a, b, f = a.double(), b.double(), f.double()
     c2 = (0.03 * 255) ** 2
