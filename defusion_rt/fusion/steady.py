@@ -24,8 +24,8 @@ import numpy as np
 class Steady:
     """Call with the two aligned sources and the fused frame (HxWx3 uint8 BGR, as the pipeline carries them), in
     order. grey: the fused frame is grey (IR-visible without colour), so the sources' luma bounds its one channel,
-    the grey level the network saw and the metric reads; else each colour channel is bounded by its own. 1.0 ms a
-    640x480 grey frame, 2.7 ms a colour one, on a 2-core AVX-512-BF16 EPYC (benchmarks/steady_cost.py)."""
+    the grey level the network saw and the metric reads; else each colour channel is bounded by its own. 1.2 ms a
+    640x480 grey frame, 3.1 ms a colour one, on a 2-core AVX-512-BF16 EPYC (benchmarks/steady_cost.py)."""
 
     def __init__(self, grey: bool = False, radius: int = 1, stale: int = 16, leak: int = 1, memory: int = 8):
         self.grey = grey
