@@ -135,7 +135,8 @@ def flicker_loss(a: tuple, b: tuple, f: tuple, radius: int = 2) -> torch.Tensor:
 
 
 class FusionObjective:
-    """Intensity + gradient fusion losses on the fused head; the other heads are left to drift."""
+    """Intensity + gradient fusion losses on the fused head (optionally a contrast target, a teacher's fused image
+    and the flicker against each pair's next frame); the other heads are left to drift."""
 
     def __init__(self, task: str, dirs_a: list[str], dirs_b: list[str], settings: Settings):
         if check_task(task) not in ADAPT_TASKS:
