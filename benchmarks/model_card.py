@@ -368,7 +368,7 @@ def _flicker_target() -> list[str]:
     limit = (f"the contrast-target weights' mix follows local contrast, which sensor noise moves from frame to frame "
              f"({r['defusion_fast']['flicker']:.3f} per frame); what steady.py lets through is its catch-up where the "
              "network changes its mind over areas whose sources hold still (two clips whose scene changes). The "
-             "difference-term weights before them: 0.0015 steadied (benchmarks/results/steady_catch_up_m3svd_*.json)")
+             "difference-term weights before them: 0.0015 steadied (benchmarks/results/steady_catch_up/, benchmarks/steady_catch_up.sh)")
     return [f"| M3SVD video | flicker (lower is better), steadied / per frame | {ours:.3f} / "
             f"{r['defusion_fast']['flicker']:.3f} | {s['average']['flicker']:.3f} / {avg:.3f} | {avg:.3f} "
             f"(averaging, per frame) | {'yes' if ours <= avg else 'no'} | {'' if ours <= avg else limit} |"]

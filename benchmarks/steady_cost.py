@@ -2,7 +2,9 @@
 
 On every clip pair, every `--every`-th frame is scored (Qabf, MI, VIF, as `evaluate` does) as the network fused
 it and as the steadied video shows it, and the flicker of both videos is measured alongside; then the stage is
-timed on 640x480 uint8 frames, as the pipeline runs it.
+timed on 640x480 uint8 frames, as the pipeline runs it. `--memory 1` adds a video steadied with that catch-up
+memory side by side (1: towards the network's latest frame, as steady.py caught up before its running mean);
+`--weights` scores other IR-visible weights; `--no-timing` skips the timing.
 
     D=../shared/data/ir_vis_video/M3SVD
     python benchmarks/steady_cost.py --a $D/ir --b $D/vis --json benchmarks/results/steady_cost_amd-epyc-2c.json
@@ -26,18 +28,21 @@ from defusion_rt.metrics.temporal import Flicker
 METRICS = ("Qabf", "MI", "VIF")
 
 
-def clip_scores(net, va: str, vb: str, frames: int, every: int) -> dict:
-    steady, flicker = Steady(net.grey), {k: Flicker() for k in ("per_frame", "steady")}
+def clip_scores(net, va: str, vb: str, frames: int, every: int, memories: tuple[int, ...] = ()) -> dict:
+    steadies = {"steady": Steady(net.grey)} | {f"steady_memory{m}": Steady(net.grey, memory=m) for m in memories}
+    flicker = {k: Flicker() for k in ("per_frame", *steadies)}
     scores: dict[str, list] = {k: [] for k in flicker}
     for i, (a, b) in enumerate(clip_frames(va, vb, frames)):
         fused = net(a, b)
-        for k, out in dict(per_frame=fused, steady=steadied(steady, a, b, fused)).items():
+        outs = dict(per_frame=fused) | {k: steadied(st, a, b, fused) for k, st in steadies.items()}
+        for k, out in outs.items():
             flicker[k].add(a, b, out)
             if i % every == every - 1:
                 s = score(a, b, np.clip(out, 0, 1), "ir-vis")
                 scores[k].append([s[m] for m in METRICS])
+    # a clip shorter than `every` frames gives flicker only
     return {k: dict(flicker=flicker[k].result()["flicker"],
-                    **dict(zip(METRICS, np.mean(scores[k], 0).tolist()))) for k in flicker}
+                    **(dict(zip(METRICS, np.mean(scores[k], 0).tolist())) if scores[k] else {})) for k in flicker}
 
 
 def time_stage(grey: bool, size=(640, 480), repeats: int = 100) -> float:
@@ -58,16 +63,22 @@ def main() -> None:
     p.add_argument("--b", required=True, help="folder of visible clips, same names")
     p.add_argument("--frames", type=int, default=150)
     p.add_argument("--every", type=int, default=25, help="score every N-th frame")
+    p.add_argument("--memory", type=int, nargs="*", default=[], help="catch-up memories to compare (frames)")
+    p.add_argument("--weights", help="IR-visible weights of defusion_fast (default: shipped)")
+    p.add_argument("--no-timing", action="store_true")
     p.add_argument("--json")
     args = p.parse_args()
-    net = _methods(["defusion_fast"], None, "cpu", "fp32", "ir-vis")["defusion_fast"]
-    clips = {name: clip_scores(net, va, vb, args.frames, args.every) for name, va, vb in video_pairs(args.a, args.b)}
-    mean = {k: {m: float(np.mean([c[k][m] for c in clips.values()])) for m in ("flicker", *METRICS)}
-            for k in ("per_frame", "steady")}
+    net = _methods(["defusion_fast"], args.weights, "cpu", "fp32", "ir-vis")["defusion_fast"]
+    clips = {name: clip_scores(net, va, vb, args.frames, args.every, tuple(args.memory))
+             for name, va, vb in video_pairs(args.a, args.b)}
+    first = next(iter(clips.values()))
+    mean = {k: {m: float(np.mean([c[k][m] for c in clips.values()])) for m in first[k]} for k in first}
     result = dict(machine=machine(), command=" ".join(["python", *sys.argv]), network="defusion_fast fp32",
-                  frames=args.frames, scored_every=args.every, clips=clips, mean=mean,
-                  steady_ms_640x480={k: round(time_stage(k == "grey"), 2) for k in ("grey", "colour")})
-    print(json.dumps(dict(mean=mean, steady_ms=result["steady_ms_640x480"]), indent=1))
+                  weights=args.weights or "shipped", frames=args.frames, scored_every=args.every, clips=clips,
+                  mean=mean)
+    if not args.no_timing:
+        result["steady_ms_640x480"] = {k: round(time_stage(k == "grey"), 2) for k in ("grey", "colour")}
+    print(json.dumps(dict(mean=mean, steady_ms=result.get("steady_ms_640x480")), indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 
