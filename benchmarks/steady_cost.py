@@ -2,9 +2,9 @@
 
 On every clip pair, every `--every`-th frame is scored (Qabf, MI, VIF, as `evaluate` does) as the network fused
 it and as the steadied video shows it, and the flicker of both videos is measured alongside; then the stage is
-timed on 640x480 uint8 frames, as the pipeline runs it. `--memory 1` adds a video steadied with that catch-up
-memory side by side (1: towards the network's latest frame, as steady.py caught up before its running mean);
-`--weights` scores other IR-visible weights; `--no-timing` skips the timing.
+timed on 640x480 uint8 frames, as the pipeline runs it. `--compare LEAK:STALE:MEMORY ...` adds videos steadied with
+those catch-up settings side by side on the same fused frames (steady.py; 1:16:8 was its default until 2026-12-01,
+1:16:1 before that); `--weights` scores other IR-visible weights; `--no-timing` skips the timing.
 
     D=../shared/data/ir_vis_video/M3SVD
     python benchmarks/steady_cost.py --a $D/ir --b $D/vis --json benchmarks/results/steady_cost_amd-epyc-2c.json
@@ -28,8 +28,11 @@ from defusion_rt.metrics.temporal import Flicker
 METRICS = ("Qabf", "MI", "VIF")
 
 
-def clip_scores(net, va: str, vb: str, frames: int, every: int, memories: tuple[int, ...] = ()) -> dict:
-    steadies = {"steady": Steady(net.grey)} | {f"steady_memory{m}": Steady(net.grey, memory=m) for m in memories}
+def clip_scores(net, va: str, vb: str, frames: int, every: int, compare: tuple[str, ...] = ()) -> dict:
+    steadies = {"steady": Steady(net.grey)}
+    for c in compare:
+        leak, stale, memory = map(int, c.split(":"))
+        steadies[f"steady_{c}"] = Steady(net.grey, leak=leak, stale=stale, memory=memory)
     flicker = {k: Flicker() for k in ("per_frame", *steadies)}
     scores: dict[str, list] = {k: [] for k in flicker}
     for i, (a, b) in enumerate(clip_frames(va, vb, frames)):
@@ -63,13 +66,14 @@ def main() -> None:
     p.add_argument("--b", required=True, help="folder of visible clips, same names")
     p.add_argument("--frames", type=int, default=150)
     p.add_argument("--every", type=int, default=25, help="score every N-th frame")
-    p.add_argument("--memory", type=int, nargs="*", default=[], help="catch-up memories to compare (frames)")
+    p.add_argument("--compare", nargs="*", default=[], metavar="LEAK:STALE:MEMORY",
+                   help="catch-up settings to steady with side by side (levels, levels, frames)")
     p.add_argument("--weights", help="IR-visible weights of defusion_fast (default: shipped)")
     p.add_argument("--no-timing", action="store_true")
     p.add_argument("--json")
     args = p.parse_args()
     net = _methods(["defusion_fast"], args.weights, "cpu", "fp32", "ir-vis")["defusion_fast"]
-    clips = {name: clip_scores(net, va, vb, args.frames, args.every, tuple(args.memory))
+    clips = {name: clip_scores(net, va, vb, args.frames, args.every, tuple(args.compare))
              for name, va, vb in video_pairs(args.a, args.b)}
     first = next(iter(clips.values()))
     mean = {k: {m: float(np.mean([c[k][m] for c in clips.values()])) for m in first[k]} for k in first}

@@ -48,6 +48,19 @@ def test_where_a_source_moves_the_output_follows_the_network():
     assert abs(int(out[15, 5 + 3 * 5 + 5, 0]) - 230) <= 4 and abs(int(out[15, 2, 0]) - 150) <= 4
 
 
+def test_in_a_still_scene_the_output_follows_the_network_only_as_far_as_the_sensor_noise_lets_it():
+    steady = Steady()
+    a = b = np.full((8, 8, 3), 100, np.uint8)
+    steady(a, b, a)
+    outs = [int(steady(a, b, np.full_like(a, 130))[4, 4, 0]) for _ in range(20)]
+    assert outs == [100] * 20  # noise-free still sources: no catch-up by default (every leaked level is flicker)
+    rng, noisy = np.random.default_rng(4), Steady()
+    shot = lambda: np.clip(np.rint(100 + rng.normal(0, 1.5, a.shape)), 0, 255).astype(np.uint8)  # noqa: E731
+    noisy(shot(), shot(), a)
+    outs = [int(noisy(shot(), shot(), np.full_like(a, 130))[4, 4, 0]) for _ in range(40)]
+    assert outs[0] < 110 and outs[-1] == 130  # a camera's noise lets it follow, a few levels a frame
+
+
 def test_an_output_left_far_behind_catches_up_a_level_a_frame_towards_what_the_network_keeps_saying():
     steady = Steady(stale=8, leak=1, memory=8)
     a = b = np.full((8, 8, 3), 100, np.uint8)

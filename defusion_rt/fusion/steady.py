@@ -5,15 +5,21 @@ reaches them through a wide receptive field), and where something moves they cha
 the fused video moves where neither source did, which metrics/temporal.py measures as flicker. Here each fused
 frame is limited to the previous output plus a change inside the range the two sources' changes span nearby:
 
-    out_t = out_t-1 + clip(fused_t - out_t-1, lo - leak, hi + leak),
+    out_t = out_t-1 + clip(fused_t - out_t-1, lo, hi),
     lo / hi = min / max of (a_t - a_t-1, b_t - b_t-1) over a (2r+1)^2 neighbourhood, per channel,
 
 so any fixed per-pixel mix of the sources passes unchanged, and wherever a source moves the output follows the
-network. Where the output has fallen more than `stale` levels behind the network's running mean over about
-`memory` frames (a scene that changed while this pixel's sources did not, or the first frames' look), it catches
-up `leak` levels a frame towards it. The mean, not the latest frame, decides: a network that jumps between two
-looks frame by frame (noise choosing a source) would otherwise leak back and forth, and every leaked level is
-flicker. Measured on the M3SVD clips: benchmarks/evaluation/video_flicker_m3svd.md.
+network. A camera's noise moves every pixel a level or two a frame, so the output follows the network in a still
+scene too, within the noise. Nothing else moves it: a change of the network's mind over an area whose sources hold
+still (a scene change elsewhere, reaching it through the network's receptive field) is held back, since by the
+metric's definition every level of it is flicker.
+
+`leak` > 0 adds a catch-up: where the output has fallen more than `stale` levels behind the network's running mean
+over about `memory` frames, it moves `leak` levels a frame towards it (for noise-free sources, such as rendered
+video, where nothing else would). Off by default: on the M3SVD clips and the TNO validation sequences it was all
+the flicker left (catch-up 1 level a frame past 16: 0.0058 on M3SVD; none: 0.0000, every clip) and bought little
+per-frame quality (Qabf 0.743 with, 0.742 without; VIF 1.022, 1.017), side by side on the same fused frames of
+the shipped IR-visible weights: benchmarks/steady_variants.sh.
 """
 from __future__ import annotations
 
@@ -25,9 +31,9 @@ class Steady:
     """Call with the two aligned sources and the fused frame (HxWx3 uint8 BGR, as the pipeline carries them), in
     order. grey: the fused frame is grey (IR-visible without colour), so the sources' luma bounds its one channel,
     the grey level the network saw and the metric reads; else each colour channel is bounded by its own. 1.2 ms a
-    640x480 grey frame, 3.1 ms a colour one, on a 2-core AVX-512-BF16 EPYC (benchmarks/steady_cost.py)."""
+    640x480 grey frame, 2.4 ms a colour one, on a 2-core AVX-512-BF16 EPYC (benchmarks/steady_cost.py)."""
 
-    def __init__(self, grey: bool = False, radius: int = 1, stale: int = 16, leak: int = 1, memory: int = 8):
+    def __init__(self, grey: bool = False, radius: int = 1, leak: int = 0, stale: int = 16, memory: int = 8):
         self.grey = grey
         self.kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
         self.stale, self.leak, self.memory = stale, leak, memory  # levels on 0-255; frames
