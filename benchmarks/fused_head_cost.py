@@ -1,6 +1,7 @@
 """What the per-task fused heads cost (issue #22): the real-time network with each shipped weight file (the affine
-head of multi-exposure, the difference term of IR-visible, the decision map of multi-focus) fusing the same
-640x480 RGB pair, each engine and precision side by side, interleaved, medians of the fuse call.
+head with the detail pick of multi-exposure, the difference term of IR-visible, the decision map of multi-focus)
+and the plain affine head (the multi-exposure weights without their pick) fusing the same 640x480 RGB pair, each
+engine and precision side by side, interleaved, medians of the fuse call.
 
     python benchmarks/fused_head_cost.py --out benchmarks/results/fused_head_cost_amd-epyc-2c.json
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,10 +21,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from defusion_rt.bench.telemetry import machine  # noqa: E402
 from defusion_rt.engines import create_engine  # noqa: E402
 from defusion_rt.fusion import Fuser  # noqa: E402
-from defusion_rt.model import default_weights  # noqa: E402
+from defusion_rt.model import create_model, default_weights, export_weights  # noqa: E402
+from defusion_rt.model.fast import DeFusionFast, FastConfig  # noqa: E402
 
-HEADS = {"affine (multi-exposure)": "multi-exposure", "difference term (ir-vis)": "ir-vis",
-         "decision map (multi-focus)": "multi-focus"}
+
+def weight_files(tmp: str) -> dict[str, str]:
+    """The heads to compare and their weight files; the first is the baseline of the ratios."""
+    me = create_model("defusion_fast", weights=default_weights("defusion_fast", "multi-exposure"))
+    affine = DeFusionFast(FastConfig(me.cfg.width))
+    affine.load_state_dict({k: v for k, v in me.state_dict().items() if not k.startswith("head_pick.")})
+    return {"affine": str(export_weights(affine, f"{tmp}/affine.pt")),
+            **{head: str(default_weights("defusion_fast", task)) for head, task in (
+                ("affine + detail pick (multi-exposure)", "multi-exposure"), ("difference term (ir-vis)", "ir-vis"),
+                ("decision map (multi-focus)", "multi-focus"))}}
 
 
 def main() -> None:
@@ -33,12 +44,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     pair = (torch.rand(1, 3, 480, 640), torch.rand(1, 3, 480, 640))
-    rows = []
+    rows, tmp = [], tempfile.mkdtemp()
+    heads = weight_files(tmp)
     for spec in args.engines.split(","):
         name, precision = spec.split(":")
-        fusers = {head: Fuser(create_engine(name, "cpu", precision, model_name="defusion_fast",
-                                            weights=str(default_weights("defusion_fast", task))), "multi-exposure")
-                  for head, task in HEADS.items()}
+        fusers = {head: Fuser(create_engine(name, "cpu", precision, model_name="defusion_fast", weights=w),
+                              "multi-exposure") for head, w in heads.items()}
         times = {head: [] for head in fusers}
         with torch.inference_mode():
             for fuser in fusers.values():  # build and warm up
@@ -49,7 +60,7 @@ def main() -> None:
                     t = time.perf_counter()
                     fuser.fuse_tensors(*pair)
                     times[head].append(1000 * (time.perf_counter() - t))
-        base = float(np.median(times[next(iter(HEADS))]))
+        base = float(np.median(times["affine"]))
         for head, ts in times.items():
             ms = float(np.median(ts))
             rows.append(dict(engine=name, precision=precision, head=head, median_ms=round(ms, 2),

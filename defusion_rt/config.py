@@ -24,6 +24,7 @@ class ModelSettings:
     decision_map: bool = False  # defusion_fast: the fused head predicts w, fused = w A + (1 - w) B (multi-focus)
     difference: bool = False    # defusion_fast: the affine fused head adds d (A - B), d from e_ua - e_ub
     detail: bool = False        # defusion_fast: the affine fused head adds each source's fine detail, weighted
+    pick: bool = False          # defusion_fast: the fused image's finest levels are picked per pixel by contrast
 
 
 @dataclass

@@ -371,6 +371,38 @@ def test_a_detail_term_starts_at_zero_adds_fine_detail_only_and_trains(image_fol
     assert model.cfg.detail and model.cfg.difference and model.head_detail.weight.abs().sum() > 0
 
 
+def test_the_detail_pick_takes_each_region_s_fine_detail_from_the_source_that_has_it_and_trains(image_folder,
+                                                                                               tmp_path):
+    """model.pick: the fused image's finest two pyramid levels come from the source with the larger local contrast
+    (at the start, the Laplacian pyramid's rule), swapping the sources picks the same, and training moves the
+    learned bias and gains."""
+    from defusion_rt.model import create_model, export_weights
+    from defusion_rt.model.fast import DeFusionFast, FastConfig
+    from defusion_rt.model.pyramid import blur_kernel, laplacian_pyramid
+    torch.manual_seed(0)
+    init = export_weights(DeFusionFast(FastConfig(width=0.25)).eval(), tmp_path / "affine.pt")
+    net = create_model("defusion_fast", weights=init).with_fused_head(False, False, pick=True).eval()
+    texture = 0.5 + 0.2 * torch.sign(torch.randn(1, 1, 48, 64)).expand(1, 3, 48, 64)
+    flat = torch.full_like(texture, 0.5)
+    a = torch.cat([texture[..., :32], flat[..., 32:]], -1)  # A: texture on the left, B: on the right
+    b = torch.cat([flat[..., :32], texture[..., 32:]], -1)
+    k = blur_kernel()
+    fine = lambda x: laplacian_pyramid(x, 1, k)[0]  # noqa: E731
+    with torch.no_grad():
+        f, swapped = net.fused(a, b), net.fused(b, a)
+        plain = create_model("defusion_fast", weights=init).fused(a, b)
+    for x in (a, b):  # each side's finest detail is the textured source's, which the plain mix halves
+        side = slice(4, 28) if x is a else slice(36, 60)
+        assert torch.allclose(fine(f)[..., 4:-4, side], fine(x)[..., 4:-4, side], atol=0.02)
+        assert (fine(plain)[..., 4:-4, side].abs().mean() < 0.8 * fine(x)[..., 4:-4, side].abs().mean())
+    assert torch.allclose(f, swapped, atol=0.05)  # the base mix is near swap-invariant, the pick exactly
+    s = tiny(iterations=2)
+    s.model.name, s.model.pick = "defusion_fast", True
+    out = train([str(image_folder)], s, tmp_path / "run", init=init, adapt=dict(task="multi-exposure"))
+    model = create_model("defusion_fast", weights=out / "model.pt")
+    assert model.cfg.pick and model.head_pick.bias.c2.weight.abs().sum() > 0
+
+
 def test_stability_scores_a_noise_following_fusion_and_not_a_fixed_mix(tmp_path):
     """The flicker loss between a pair and its next frame (next_frame: noise and gain only) is 0 for a fixed mix
     and for the maximum, and positive for a fusion whose choice of source follows the noise."""

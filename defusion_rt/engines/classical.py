@@ -7,8 +7,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..model.pyramid import blur_kernel, collapse, laplacian_pyramid
 from ..tasks import luma
 from .base import Engine
 
@@ -47,35 +47,13 @@ class MaxEngine(ClassicalEngine):
         return torch.where(pick_a, a, b).float()
 
 
-def _blur_kernel(device) -> torch.Tensor:
-    k1 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=device) / 16
-    return (k1[:, None] * k1[None, :]).expand(3, 1, 5, 5).contiguous()
-
-
-def _down(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), k, stride=2, groups=3)
-
-
-def _up(x: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-def laplacian_pyramid(x: torch.Tensor, levels: int, k: torch.Tensor) -> list[torch.Tensor]:
-    pyr = []
-    for _ in range(levels):
-        low = _down(x, k)
-        pyr.append(x - _up(low, x.shape[-2:]))
-        x = low
-    return pyr + [x]
-
-
 class LaplacianEngine(ClassicalEngine):
     """Laplacian-pyramid fusion (Burt & Adelson 1983): max-abs detail coefficients, averaged base."""
     name = "laplacian"
 
     def __init__(self, device: torch.device, precision: str = "fp32", levels: int = 5):
         super().__init__(device, precision)
-        self.levels, self.kernel = levels, _blur_kernel(device)
+        self.levels, self.kernel = levels, blur_kernel(device)
 
     @torch.inference_mode()
     def __call__(self, a, b):
@@ -83,10 +61,7 @@ class LaplacianEngine(ClassicalEngine):
         pa = laplacian_pyramid(a.float(), levels, self.kernel)
         pb = laplacian_pyramid(b.float(), levels, self.kernel)
         fused = [torch.where(la.abs() >= lb.abs(), la, lb) for la, lb in zip(pa[:-1], pb[:-1])]
-        x = (pa[-1] + pb[-1]) / 2
-        for detail in reversed(fused):
-            x = _up(x, detail.shape[-2:]) + detail
-        return x.clamp(0, 1)
+        return collapse([*fused, (pa[-1] + pb[-1]) / 2]).clamp(0, 1)
 
 
 class MertensEngine(ClassicalEngine):

@@ -9,10 +9,12 @@ reached the way guided filters do it: each head predicts, at quarter resolution,
 sources (a weight per source plus an RGB offset); the coefficient maps are smooth, so they are upsampled bilinearly
 and applied to the full-resolution sources, which put their own detail back. Per task the fused head can
 choose a source per pixel from the difference of the unique embeddings: a decision map (multi-focus) or an added
-d (a - b) (IR-visible); see FastConfig.
+d (a - b) (IR-visible), and the finest detail can be picked per pixel from the source with more local
+contrast (multi-exposure, DetailPick); see FastConfig.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +23,7 @@ from torch import nn
 
 from .defusion import Decomposition
 from .layers import init_he_fan_out
+from .pyramid import blur_kernel, collapse, laplacian_pyramid, lowpass
 
 COEFFS = 5  # per head: weight of source a, weight of source b, RGB offset
 
@@ -40,6 +43,11 @@ class FastConfig:
     # the mix. A mix of smooth weights keeps a weighted mean of the sources' local contrast, where MEF-SSIM asks for
     # the larger one (multi-exposure).
     detail: bool = False
+    # The finest PICK_LEVELS Laplacian levels of the fused image are replaced by the sources' own, picked per pixel
+    # by their local contrast, as the Laplacian pyramid's max-abs rule does, with a learned gain per level and a
+    # learned bias from the unique embeddings (DetailPick). MEF-SSIM judges only such fine structure and asks for
+    # the larger contrast, which no smooth quarter-resolution mix can give (multi-exposure).
+    pick: bool = False
 
     def ch(self, planes: int) -> int:
         return max(4, int(round(planes * self.width / 4)) * 4)
@@ -106,6 +114,44 @@ class DifferenceHead(nn.Module):
         return self.c2(torch.tanh(self.c1(e_ua - e_ub)))
 
 
+PICK_LEVELS = 2  # full and half resolution; chosen on validation stacks (benchmarks/training/fast/pick_levels.json)
+PICK_GAIN = 1000.0  # starting gain: a contrast margin of 0.003 (under a grey level) picks at 95%
+
+
+class DetailPick(nn.Module):
+    """Each fine level of the fused pyramid becomes w A_l + (1 - w) B_l, w = sigmoid(g_l (E_l(A) - E_l(B)) + t),
+    E_l the 3x3 mean of the level's absolute luma, g_l a learned gain, t a learned logit map from e_ua - e_ub
+    (a DifferenceHead: swapping the sources swaps the pick). At t = 0 it is the Laplacian pyramid's rule, which
+    also picks noise (an under-exposed shadow's, brightened); t is where the network may overrule it."""
+
+    LUMA = (0.299, 0.587, 0.114)
+
+    def __init__(self, chs: int = 16):
+        super().__init__()
+        self.bias = DifferenceHead(chs)
+        self.log_gain = nn.Parameter(torch.full((PICK_LEVELS,), math.log(PICK_GAIN)))
+        self.register_buffer("kernel", blur_kernel(), persistent=False)
+        self.register_buffer("luma", torch.tensor(self.LUMA).view(1, 3, 1, 1), persistent=False)
+
+    def _luma_abs(self, level: torch.Tensor) -> torch.Tensor:
+        return (level * self.luma).sum(1, keepdim=True).abs()
+
+    def forward(self, fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor, e_ua: torch.Tensor,
+                e_ub: torch.Tensor) -> torch.Tensor:
+        t = self.bias(e_ua, e_ub)
+        levels = len(self.log_gain)
+        pa, pb = (laplacian_pyramid(x, levels, self.kernel) for x in (a, b))
+        # The mix clamped first: where its offsets run it past black or white, the picked detail would be clipped
+        # away again with it. Only its residual is kept, so only that is computed.
+        picked = [lowpass(fused.clamp(0, 1), levels, self.kernel)]
+        for i in reversed(range(levels)):
+            # E(A) - E(B) in one 3x3 mean (it is linear): half the pooling
+            margin = F.avg_pool2d(self._luma_abs(pa[i]) - self._luma_abs(pb[i]), 3, 1, 1, count_include_pad=False)
+            w = torch.sigmoid(self.log_gain[i].exp() * margin + _up(t, margin))
+            picked.insert(0, pb[i] + w * (pa[i] - pb[i]))
+        return collapse(picked)
+
+
 class DeFusionFast(nn.Module):
     """forward(a, b) -> Decomposition(common, unique_a, unique_b, fused), each Bx3xHxW, any H and W."""
 
@@ -123,12 +169,15 @@ class DeFusionFast(nn.Module):
         self.head_fused = DifferenceHead() if cfg.decision_map else nn.Conv2d(16, COEFFS, 3, padding=1)
         self.head_difference = DifferenceHead() if cfg.difference else None
         self.head_detail = nn.Conv2d(16, 2, 3, padding=1) if cfg.detail else None
+        self.head_pick = DetailPick() if cfg.pick else None
         init_he_fan_out(self)
         if self.head_difference is not None:
             nn.init.zeros_(self.head_difference.c2.weight)  # d = 0: starts as the affine head it extends
         if self.head_detail is not None:  # ka = kb = 0: likewise
             nn.init.zeros_(self.head_detail.weight)
             nn.init.zeros_(self.head_detail.bias)
+        if self.head_pick is not None:  # t = 0: the Laplacian pyramid's rule
+            nn.init.zeros_(self.head_pick.bias.c2.weight)
         for h in (self.head_common, self.head_unique, self.head_fused):
             if isinstance(h, DifferenceHead):
                 continue  # odd by construction, no bias to set
@@ -165,10 +214,10 @@ class DeFusionFast(nn.Module):
             e_f = e_c + e_ua + e_ub
             d = None if self.head_difference is None else self.head_difference(e_ua, e_ub)
             fused = self._mix(self.head_fused(e_f), a, b, d)
-            if self.head_detail is None:
-                return fused
-            ka, kb = (_up(k, a) for k in self.head_detail(e_f).split(1, 1))
-            return fused + ka * _fine(a) + kb * _fine(b)
+            if self.head_detail is not None:
+                ka, kb = (_up(k, a) for k in self.head_detail(e_f).split(1, 1))
+                fused = fused + ka * _fine(a) + kb * _fine(b)
+            return fused if self.head_pick is None else self.head_pick(fused, a, b, e_ua, e_ub)
         # Logits upsampled, then the sigmoid: boundaries as sharp as the quarter-resolution map allows.
         logits = F.interpolate(self.head_fused(e_ua, e_ub), size=a.shape[-2:], mode="bilinear", align_corners=False)
         return b + torch.sigmoid(logits) * (a - b)
@@ -183,12 +232,14 @@ class DeFusionFast(nn.Module):
     def fused(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return F.relu(self._fuse(*self.embed(a, b), a, b))
 
-    def with_fused_head(self, decision_map: bool, difference: bool, detail: bool = False) -> "DeFusionFast":
+    def with_fused_head(self, decision_map: bool, difference: bool, detail: bool = False,
+                        pick: bool = False) -> "DeFusionFast":
         """The same network with a new fused head (training from affine weights): a fresh decision map, or the
-        affine head kept and a difference and/or detail term added at zero (terms it already has are kept)."""
-        new = DeFusionFast(FastConfig(self.cfg.width, decision_map=decision_map, difference=difference, detail=detail))
-        fresh = ("head_fused.", "head_difference.", "head_detail.") if decision_map else \
-            tuple(f"head_{k}." for k in ("difference", "detail") if not getattr(self.cfg, k))
+        affine head kept and a difference, detail and/or pick term added at its start (terms it has are kept)."""
+        new = DeFusionFast(FastConfig(self.cfg.width, decision_map=decision_map, difference=difference, detail=detail,
+                                      pick=pick))
+        fresh = ("head_fused.", "head_difference.", "head_detail.", "head_pick.") if decision_map else \
+            tuple(f"head_{k}." for k in ("difference", "detail", "pick") if not getattr(self.cfg, k))
         kept = {k: v for k, v in self.state_dict().items() if not k.startswith(fresh)}
         new.load_state_dict(kept, strict=False)
         new.variant = getattr(self, "variant", "defusion_fast")

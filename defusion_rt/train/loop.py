@@ -127,18 +127,18 @@ def make_objective(data: list[str] | None, settings: Settings, adapt: dict | Non
 
 
 def _with_fused_head(model, ms):
-    """model.decision_map / difference / detail on a network loaded without them: the terms the file has are kept,
-    all else comes from the file."""
+    """model.decision_map / difference / detail / pick on a network loaded without them: the terms the file has are
+    kept, all else comes from the file."""
     have = tuple(bool(getattr(model.cfg, k, False)) for k in HEADS)
-    wanted = tuple(w or h for w, h in zip((ms.decision_map, ms.difference, ms.detail), have))
+    wanted = tuple(w or h for w, h in zip((ms.decision_map, ms.difference, ms.detail, ms.pick), have))
     if wanted == have:
         return model
     if not hasattr(model, "with_fused_head"):
-        raise UserError("model.decision_map, model.difference and model.detail are defusion_fast options; set "
-                        "model.name: defusion_fast")
+        raise UserError("model.decision_map, model.difference, model.detail and model.pick are defusion_fast "
+                        "options; set model.name: defusion_fast")
     if wanted[0] and any(wanted[1:]):
-        raise UserError("model.decision_map excludes model.difference and model.detail (the decision map has no "
-                        "affine part to extend); set one of them")
+        raise UserError("model.decision_map excludes model.difference, model.detail and model.pick (the decision map "
+                        "has no affine part to extend); set one of them")
     return model.with_fused_head(*wanted).train()
 
 
