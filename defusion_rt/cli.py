@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
-from .outputs import check_file, check_folder, check_outputs, written
+from .outputs import check_file, check_folder, check_outputs, checked_folder, written
 
 # Our messages say what failed and how to fix it; OpenCV's and FFmpeg's own logs would only repeat it noisily.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
@@ -17,10 +17,14 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 def _cmd_train(args) -> None:
     from .config import load_settings
+    settings = load_settings(args.config) if args.config or not args.resume else None
+    with checked_folder(Path(args.out) if args.out else Path("runs") / "train", "run folder (--out)") as out:
+        _train_into(out, settings, args)
+
+
+def _train_into(out: Path, settings, args) -> None:
     from .train import train
     from .train.validate import load_set
-    settings = load_settings(args.config) if args.config or not args.resume else None
-    out = check_folder(Path(args.out) if args.out else Path("runs") / "train", "run folder (--out)")
     if args.model and settings is not None:
         settings.model.name = args.model
     if args.adapt == "ir-vis" and args.data:

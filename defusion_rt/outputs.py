@@ -27,6 +27,21 @@ def check_folder(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
+@contextmanager
+def checked_folder(path: str | Path, what: str = "output folder"):
+    """check_folder for a command that may still stop on a user's mistake (a missing input, a corrupt file): a
+    folder it made and left empty is removed again, so a mistake leaves nothing behind."""
+    path = Path(path)
+    made = not path.exists()
+    folder = check_folder(path, what)
+    try:
+        yield folder
+    except UserError:
+        if made and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
 def check_file(path: str | Path, what: str = "output file") -> Path:
     """A file the command will write: its folder is made, and the file opened for appending (an existing one is
     left as it was, a new one is removed again)."""

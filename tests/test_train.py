@@ -104,11 +104,11 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(image_folder, tmp_path):
     assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == stopped_at + 2
 
 
-def test_cli_errors_are_one_line(tmp_path):
-    p = _cli("train", "--data", str(tmp_path / "nothing"))
+def test_cli_errors_are_one_line_and_leave_no_run_folder(tmp_path):
+    p = _cli("train", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "run"))
     _, err = p.communicate(timeout=60)
     assert p.returncode == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert "folder not found" in err
+    assert "folder not found" in err and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
