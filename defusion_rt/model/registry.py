@@ -32,7 +32,7 @@ VARIANTS: dict[str, dict] = {
 
 # Architecture families: a variant names one (default "defusion"); weight files record theirs.
 ARCHS = {"defusion": (DeFusion, DeFusionConfig), "fast": (DeFusionFast, FastConfig)}
-HEADS = ("decision_map", "difference", "detail", "pick")  # the fast variant's fused-head options, saved with its weights
+HEADS = ("decision_map", "difference", "detail", "pick")  # the fast variant's fused-head options, kept in its files
 
 TRAIN_HINT = ("give a weight file written by `defusion-rt train --out RUN_DIR` (RUN_DIR/model.pt) or one shipped in "
               "defusion_rt/model/weights/")
