@@ -1,9 +1,13 @@
 """fusion/steady.py: a fused video changes only as far as its sources do nearby."""
 import numpy as np
+import pytest
 
+from defusion_rt.errors import UserError
+from defusion_rt.fusion.stage import FusionStage
 from defusion_rt.fusion.steady import Steady
 from defusion_rt.metrics.temporal import Flicker
 from defusion_rt.pipeline import Pipeline
+from defusion_rt.pipeline.settings import load_pipeline
 from defusion_rt.render import RenderStage
 from test_pipeline import SlowEngine, settings
 
@@ -121,3 +125,14 @@ def test_a_grey_output_stays_grey_and_is_bounded_by_the_sources_luma():
     for t in range(2):
         a, b = _scene(t, rng)
         assert grey_sources(a[..., 0], b[..., 0], np.repeat(a[..., :1], 3, 2)).shape == (40, 60, 3)
+
+
+def test_a_pipeline_file_turns_the_catch_up_on_and_a_negative_one_is_one_line(tmp_path):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("fusion:\n  steady_catch_up: 1\n")
+    bad.write_text("fusion:\n  steady_catch_up: -1\n")
+    s = load_pipeline(str(good))
+    assert FusionStage(s.fusion, SlowEngine(0.0)).steady.leak == 1
+    assert FusionStage(load_pipeline().fusion, SlowEngine(0.0)).steady.leak == 0  # the default: none
+    with pytest.raises(UserError, match="steady_catch_up' must be 0 or more"):
+        load_pipeline(str(bad))

@@ -47,6 +47,9 @@ class FusionSettings:
     # video: each fused frame changes from the last only as far as the sources changed nearby (steady.py): no
     # flicker where the scene holds still; false fuses every frame on its own
     steady: bool = True
+    # levels a frame an output left more than 16 behind the network moves towards it where its sources hold
+    # still; 0 (no catch-up, no flicker) suits cameras, whose noise lets it follow. For noise-free (rendered) video.
+    steady_catch_up: int = 0
 
 
 @dataclass(slots=True)
@@ -131,7 +134,7 @@ class FusionStage:
         assert s.method in ("defusion", *CLASSICAL)
         self.s = s
         self.fuser = Fuser(engine or make_engine(s), s.task, colour=s.colour)
-        self.steady = Steady(self.fuser.grey) if s.steady else None
+        self.steady = Steady(self.fuser.grey, leak=s.steady_catch_up) if s.steady else None
         self.error: BaseException | None = None
         self.worker: EngineThread | None = None  # started by the warm-up or start(): a failed set-up leaks none
         self.threads = torch.get_num_threads()  # the worker may change it (see _work); join() restores it

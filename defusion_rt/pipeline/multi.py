@@ -206,7 +206,8 @@ class MultiPipeline:
         with ExitStack() as stack:
             # every output checked before any camera opens
             grey = fuses_grey(s.fusion.task, s.fusion.colour)
-            pairs = [PairRun(p, self._warn, Steady(grey) if s.fusion.steady else None) for p in s.pairs]
+            pairs = [PairRun(p, self._warn, Steady(grey, leak=s.fusion.steady_catch_up) if s.fusion.steady else None)
+                     for p in s.pairs]
             fusion = FusionStage(s.fusion, self.engine)
             summary.engine = fusion.engine.describe()
             start = time.monotonic()
