@@ -15,11 +15,11 @@ still (a scene change elsewhere, reaching it through the network's receptive fie
 metric's definition every level of it is flicker.
 
 `leak` > 0 adds a catch-up: where the output has fallen more than `stale` levels behind the network's running mean
-over about `memory` frames, it moves `leak` levels a frame towards it (for noise-free sources, such as rendered
-video, where nothing else would). Off by default: on the M3SVD clips and the TNO validation sequences it was all
-the flicker left (catch-up 1 level a frame past 16: 0.0058 on M3SVD; none: 0.0000, every clip) and bought little
-per-frame quality (Qabf 0.743 with, 0.742 without; VIF 1.022, 1.017), side by side on the same fused frames of
-the shipped IR-visible weights: benchmarks/steady_variants.sh.
+over about `memory` frames, it moves `leak` levels a frame towards it (a pipeline's fusion.steady_catch_up; for
+noise-free sources, such as rendered video, where nothing else would). Off by default: on the M3SVD clips and the
+TNO validation sequences it was all the flicker left (catch-up 1 level a frame past 16: 0.0058 on M3SVD; none:
+0.0000, every clip) and bought little per-frame quality (Qabf 0.743 with, 0.742 without; VIF 1.022, 1.017), side
+by side on the same fused frames of the shipped IR-visible weights: benchmarks/steady_variants.sh.
 """
 from __future__ import annotations
 
