@@ -21,8 +21,8 @@ CAPS = {"sse41": "other", "avx": "other", "avx2": "avx2", "avx2_vnni": "avx2", "
 
 # The real-time network at 640x480, batch 1: (engine, precision) fastest within the quality bounds, per class,
 # from benchmarks/results/amd-epyc-2c*_defusion_fast*.json (README, "CPU classes"):
-# - avx512_bf16: export bf16 50.9 FPS, OpenVINO int8 41.0 (int8 keeps more quality); amx follows (not measured).
-# - avx512 (ISA capped to AVX512_CORE_VNNI): OpenVINO int8 41.9, export fp32 27.7.
+# - avx512_bf16: export bf16 41.7 FPS, OpenVINO int8 37.1 (int8 keeps more quality); amx follows (not measured).
+# - avx512 (ISA capped to AVX512_CORE_VNNI): OpenVINO int8 30.5, ONNX Runtime fp32 27.3, export fp32 23.3.
 # - avx2: OpenVINO int8, from a real AVX2-only EPYC (23.5 FPS against 15.4 for the best torch engine;
 #   benchmarks/results/avx2_probe_2026-11-30.md); the AVX2 emulation here puts int8 and export fp32 level.
 # Without openvino, the torch choice.
