@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from defusion_rt.bench.telemetry import machine
+from defusion_rt.errors import UserError
 from defusion_rt.evaluate import _methods, clip_frames, steadied, video_pairs
 from defusion_rt.fusion.steady import Steady
 from defusion_rt.metrics import score
@@ -28,11 +29,10 @@ from defusion_rt.metrics.temporal import Flicker
 METRICS = ("Qabf", "MI", "VIF")
 
 
-def clip_scores(net, va: str, vb: str, frames: int, every: int, compare: tuple[str, ...] = ()) -> dict:
+def clip_scores(net, va: str, vb: str, frames: int, every: int, compare: tuple[tuple[int, ...], ...] = ()) -> dict:
     steadies = {"steady": Steady(net.grey)}
-    for c in compare:
-        leak, stale, memory = map(int, c.split(":"))
-        steadies[f"steady_{c}"] = Steady(net.grey, leak=leak, stale=stale, memory=memory)
+    for leak, stale, memory in compare:
+        steadies[f"steady_{leak}:{stale}:{memory}"] = Steady(net.grey, leak=leak, stale=stale, memory=memory)
     flicker = {k: Flicker() for k in ("per_frame", *steadies)}
     scores: dict[str, list] = {k: [] for k in flicker}
     for i, (a, b) in enumerate(clip_frames(va, vb, frames)):
@@ -60,21 +60,32 @@ def time_stage(grey: bool, size=(640, 480), repeats: int = 100) -> float:
     return 1000 * float(np.median(times))
 
 
+def catch_up(spec: str) -> tuple[int, int, int]:
+    """LEAK:STALE:MEMORY, three whole numbers (levels, levels, frames), memory at least 1."""
+    parts = spec.split(":")
+    if len(parts) != 3 or not all(x.isdigit() for x in parts) or int(parts[2]) < 1:
+        raise argparse.ArgumentTypeError(f"{spec!r} is not LEAK:STALE:MEMORY, e.g. 1:16:8")
+    return tuple(map(int, parts))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--a", required=True, help="folder of IR clips")
     p.add_argument("--b", required=True, help="folder of visible clips, same names")
     p.add_argument("--frames", type=int, default=150)
     p.add_argument("--every", type=int, default=25, help="score every N-th frame")
-    p.add_argument("--compare", nargs="*", default=[], metavar="LEAK:STALE:MEMORY",
+    p.add_argument("--compare", nargs="*", type=catch_up, default=[], metavar="LEAK:STALE:MEMORY",
                    help="catch-up settings to steady with side by side (levels, levels, frames)")
     p.add_argument("--weights", help="IR-visible weights of defusion_fast (default: shipped)")
     p.add_argument("--no-timing", action="store_true")
     p.add_argument("--json")
     args = p.parse_args()
-    net = _methods(["defusion_fast"], args.weights, "cpu", "fp32", "ir-vis")["defusion_fast"]
-    clips = {name: clip_scores(net, va, vb, args.frames, args.every, tuple(args.compare))
-             for name, va, vb in video_pairs(args.a, args.b)}
+    try:
+        net = _methods(["defusion_fast"], args.weights, "cpu", "fp32", "ir-vis")["defusion_fast"]
+        clips = {name: clip_scores(net, va, vb, args.frames, args.every, tuple(args.compare))
+                 for name, va, vb in video_pairs(args.a, args.b)}
+    except UserError as err:  # a missing clip or weight file: one line, as the CLI says it
+        p.exit(2, f"{p.prog}: error: {err}\n")
     first = next(iter(clips.values()))
     mean = {k: {m: float(np.mean([c[k][m] for c in clips.values()])) for m in first[k]} for k in first}
     result = dict(machine=machine(), command=" ".join(["python", *sys.argv]), network="defusion_fast fp32",

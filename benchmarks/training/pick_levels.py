@@ -20,6 +20,7 @@ import torch
 import defusion_rt.model.fast as fast
 from defusion_rt.bench.telemetry import machine
 from defusion_rt.engines.classical import LaplacianEngine
+from defusion_rt.errors import UserError
 from defusion_rt.evaluate import pair_folders
 from defusion_rt.fusion.fuser import to_image, to_tensor
 from defusion_rt.imageio import read_image
@@ -46,8 +47,13 @@ def main() -> None:
     p.add_argument("--b", required=True)
     p.add_argument("--json")
     args = p.parse_args()
+    try:
+        pairs, _ = pair_folders(Path(args.a), Path(args.b))
+    except UserError as err:
+        p.exit(2, f"{p.prog}: error: {err}\n")
+    if not pairs:
+        p.exit(2, f"{p.prog}: error: no file names in common between {args.a} and {args.b}; pairs match by name\n")
     nets, lap = networks(), LaplacianEngine(torch.device("cpu"))
-    pairs, _ = pair_folders(Path(args.a), Path(args.b))
     per_pair: dict[str, dict] = {}
     for pa, pb in pairs:
         a, b = read_image(pa), read_image(pb)
