@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..tasks import LUMA
 from .defusion import Decomposition
 from .layers import init_he_fan_out
 from .pyramid import blur_kernel, collapse, laplacian_pyramid, lowpass
@@ -124,14 +125,12 @@ class DetailPick(nn.Module):
     (a DifferenceHead: swapping the sources swaps the pick). At t = 0 it is the Laplacian pyramid's rule, which
     also picks noise (an under-exposed shadow's, brightened); t is where the network may overrule it."""
 
-    LUMA = (0.299, 0.587, 0.114)
-
     def __init__(self, chs: int = 16):
         super().__init__()
         self.bias = DifferenceHead(chs)
         self.log_gain = nn.Parameter(torch.full((PICK_LEVELS,), math.log(PICK_GAIN)))
         self.register_buffer("kernel", blur_kernel(), persistent=False)
-        self.register_buffer("luma", torch.tensor(self.LUMA).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)  # BT.601, as metrics
 
     def _luma_abs(self, level: torch.Tensor) -> torch.Tensor:
         return (level * self.luma).sum(1, keepdim=True).abs()
